@@ -1,0 +1,293 @@
+//! `config.toml`: every field has a default, unknown fields and invalid values are refused
+//! with the field's name, so a typo never silently falls back to a default.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use thiserror::Error;
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, has an unknown field or a value of the wrong type.
+    #[error("invalid config {path}: {message}")]
+    Parse {
+        /// The config file.
+        path: PathBuf,
+        /// The parser's message, which names the field.
+        message: String,
+    },
+    /// A field has a value outside its allowed range.
+    #[error("invalid config value for `{field}`: {message}")]
+    Invalid {
+        /// The field's name as written in the file.
+        field: &'static str,
+        /// What is allowed.
+        message: String,
+    },
+}
+
+/// The daemon's configuration. Field names are the TOML keys.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where metadata (`meta/`) and packs (`packs/`) live.
+    pub data_dir: PathBuf,
+    /// Where `verfsnext mount` mounts when no MOUNTPOINT is given.
+    pub mount_point: PathBuf,
+    /// The `fsname` shown in /proc/mounts.
+    pub fsname: String,
+    /// The FUSE subtype (`fuse.<subtype>` in /proc/mounts).
+    pub subtype: String,
+    /// FUSE worker threads, each with its own cloned /dev/fuse fd.
+    pub n_threads: usize,
+    /// A pack is sealed and a new one started once it reaches this size.
+    pub pack_max_size_mb: u64,
+    /// How often the sync service makes written data durable (packs, then metadata WAL).
+    pub sync_interval_ms: u64,
+    /// A write batch closes after this many write blocks.
+    pub batch_max_blocks: usize,
+    /// A write batch closes this long after its first write at the latest.
+    pub batch_max_delay_ms: u64,
+    /// A write batch closes once it holds this much write data.
+    pub batch_max_memory_mb: u64,
+    /// Smallest chunk the chunker cuts (except at end of file).
+    pub ultracdc_min_size_bytes: u32,
+    /// Average chunk size the chunker aims for.
+    pub ultracdc_avg_size_bytes: u32,
+    /// Largest chunk the chunker cuts.
+    pub ultracdc_max_size_bytes: u32,
+    /// zstd level for chunk compression (negative levels are the fast modes).
+    pub zstd_compression_level: i32,
+    /// Bytes of decompressed chunks kept in memory for reads.
+    pub chunk_cache_mb: u64,
+    /// Seconds the kernel may cache attributes and names.
+    pub attr_ttl_secs: u64,
+    /// Log filter (`error`, `warn`, `info`, `debug`, `trace`).
+    pub log_level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: default_data_dir(),
+            mount_point: PathBuf::from("/mnt/verfsnext"),
+            fsname: "verfsnext".into(),
+            subtype: "verfsnext".into(),
+            n_threads: 4,
+            pack_max_size_mb: 64,
+            sync_interval_ms: 1000,
+            batch_max_blocks: 3000,
+            batch_max_delay_ms: 500,
+            batch_max_memory_mb: 64,
+            ultracdc_min_size_bytes: 16 * 1024,
+            ultracdc_avg_size_bytes: 64 * 1024,
+            ultracdc_max_size_bytes: 256 * 1024,
+            zstd_compression_level: 3,
+            chunk_cache_mb: 64,
+            attr_ttl_secs: 1,
+            log_level: "info".into(),
+        }
+    }
+}
+
+/// `$XDG_DATA_HOME/verfsnext`, else `~/.local/share/verfsnext`, else `./verfsnext-data`.
+fn default_data_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(x).join("verfsnext");
+    }
+    match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        Some(h) => PathBuf::from(h).join(".local/share/verfsnext"),
+        None => PathBuf::from("verfsnext-data"),
+    }
+}
+
+impl Config {
+    /// Parses TOML text and validates every field.
+    ///
+    /// Fails on malformed TOML, unknown fields, wrong types and out-of-range values.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim().replace('\n', " "),
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Reads and validates a config file.
+    ///
+    /// Fails if the file cannot be read or [`Config::from_toml`] rejects it.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_toml(&text, path)
+    }
+
+    /// The files looked at, in order, when no `--config` is given.
+    pub fn search_path() -> Vec<PathBuf> {
+        let mut v = vec![PathBuf::from("config.toml")];
+        if let Some(h) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+            v.push(PathBuf::from(h).join(".config/verfsnext/config.toml"));
+        }
+        v.push(PathBuf::from("/etc/verfsnext/config.toml"));
+        v
+    }
+
+    /// Checks every numeric and enumerated field against its allowed range.
+    ///
+    /// Fails with the first invalid field's name.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn range<T: PartialOrd + std::fmt::Display>(
+            field: &'static str,
+            v: T,
+            lo: T,
+            hi: T,
+        ) -> Result<(), ConfigError> {
+            if v < lo || v > hi {
+                return Err(ConfigError::Invalid {
+                    field,
+                    message: format!("{v} is outside {lo}..={hi}"),
+                });
+            }
+            Ok(())
+        }
+        range("n_threads", self.n_threads, 1, 64)?;
+        range("pack_max_size_mb", self.pack_max_size_mb, 1, 4096)?;
+        range("sync_interval_ms", self.sync_interval_ms, 10, 600_000)?;
+        range("batch_max_blocks", self.batch_max_blocks, 1, 1_000_000)?;
+        range("batch_max_delay_ms", self.batch_max_delay_ms, 1, 60_000)?;
+        range("batch_max_memory_mb", self.batch_max_memory_mb, 1, 16_384)?;
+        range("ultracdc_min_size_bytes", self.ultracdc_min_size_bytes, 64, 1 << 24)?;
+        range(
+            "ultracdc_avg_size_bytes",
+            self.ultracdc_avg_size_bytes,
+            self.ultracdc_min_size_bytes,
+            1 << 24,
+        )?;
+        range(
+            "ultracdc_max_size_bytes",
+            self.ultracdc_max_size_bytes,
+            self.ultracdc_avg_size_bytes,
+            1 << 24,
+        )?;
+        range("zstd_compression_level", self.zstd_compression_level, -7, 22)?;
+        range("chunk_cache_mb", self.chunk_cache_mb, 0, 1 << 20)?;
+        range("attr_ttl_secs", self.attr_ttl_secs, 0, 3600)?;
+        for (field, v) in [("fsname", &self.fsname), ("subtype", &self.subtype)] {
+            if v.is_empty() || v.contains([',', ' ', '\n', '\0']) {
+                return Err(ConfigError::Invalid {
+                    field,
+                    message: format!("{v:?} must be non-empty without commas or spaces"),
+                });
+            }
+        }
+        if !["error", "warn", "info", "debug", "trace"].contains(&self.log_level.as_str()) {
+            return Err(ConfigError::Invalid {
+                field: "log_level",
+                message: format!(
+                    "{:?} is not one of error, warn, info, debug, trace",
+                    self.log_level
+                ),
+            });
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::Invalid {
+                field: "data_dir",
+                message: "must not be empty".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The pack rotation threshold in bytes.
+    pub fn pack_max_bytes(&self) -> u64 {
+        self.pack_max_size_mb * 1024 * 1024
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(s, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.n_threads, Config::default().n_threads);
+        assert_eq!(c.batch_max_blocks, 3000);
+        assert_eq!(c.batch_max_delay_ms, 500);
+    }
+
+    #[test]
+    fn unknown_field_is_rejected_by_name() {
+        let e = parse("n_thread = 3").unwrap_err().to_string();
+        assert!(e.contains("n_thread"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let e = parse("n_threads = \"four\"").unwrap_err().to_string();
+        assert!(e.contains("n_threads"), "{e}");
+    }
+
+    #[test]
+    fn out_of_range_value_names_the_field() {
+        let e = parse("n_threads = 0").unwrap_err().to_string();
+        assert!(e.contains("n_threads"), "{e}");
+        let e = parse("ultracdc_min_size_bytes = 70000").unwrap_err().to_string();
+        assert!(e.contains("ultracdc_avg_size_bytes"), "{e}");
+        let e = parse("log_level = \"loud\"").unwrap_err().to_string();
+        assert!(e.contains("log_level"), "{e}");
+    }
+
+    #[test]
+    fn example_file_parses_and_lists_every_field() {
+        let text = include_str!("../../../config.toml.example");
+        let c = parse(text).unwrap();
+        c.validate().unwrap();
+        // Every field appears (commented or not) in the example.
+        let uncommented: String = text
+            .lines()
+            .map(|l| l.trim_start_matches('#').trim_start())
+            .collect::<Vec<_>>()
+            .join("\n");
+        for field in [
+            "data_dir",
+            "mount_point",
+            "fsname",
+            "subtype",
+            "n_threads",
+            "pack_max_size_mb",
+            "sync_interval_ms",
+            "batch_max_blocks",
+            "batch_max_delay_ms",
+            "batch_max_memory_mb",
+            "ultracdc_min_size_bytes",
+            "ultracdc_avg_size_bytes",
+            "ultracdc_max_size_bytes",
+            "zstd_compression_level",
+            "chunk_cache_mb",
+            "attr_ttl_secs",
+            "log_level",
+        ] {
+            assert!(
+                uncommented.contains(&format!("{field} =")),
+                "{field} missing from example"
+            );
+        }
+    }
+}

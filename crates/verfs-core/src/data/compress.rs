@@ -1,0 +1,108 @@
+//! Chunk payload codecs. A chunk that does not shrink under zstd is stored raw.
+
+use thiserror::Error;
+
+/// The payload codec byte stored in pack records and chunk records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    /// Payload is the plain bytes.
+    Raw,
+    /// Payload is one zstd frame.
+    Zstd,
+}
+
+impl Codec {
+    /// The on-disk byte; never renumber.
+    pub fn to_byte(self) -> u8 {
+        match self {
+            Codec::Raw => 0,
+            Codec::Zstd => 1,
+        }
+    }
+
+    /// Decodes the on-disk byte.
+    pub fn from_byte(b: u8) -> Option<Codec> {
+        match b {
+            0 => Some(Codec::Raw),
+            1 => Some(Codec::Zstd),
+            _ => None,
+        }
+    }
+}
+
+/// A chunk's payload as stored: compressed or raw bytes plus the codec that reads them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// The codec of `bytes`.
+    pub codec: Codec,
+    /// The payload.
+    pub bytes: Vec<u8>,
+}
+
+/// A payload could not be decoded.
+#[derive(Debug, Error)]
+#[error("decompress: {0}")]
+pub struct DecompressError(pub String);
+
+/// Compresses `plain` at `level`, keeping it raw when zstd does not make it smaller.
+pub fn compress(plain: &[u8], level: i32) -> Stored {
+    match zstd::bulk::compress(plain, level) {
+        Ok(c) if c.len() < plain.len() => Stored {
+            codec: Codec::Zstd,
+            bytes: c,
+        },
+        _ => Stored {
+            codec: Codec::Raw,
+            bytes: plain.to_vec(),
+        },
+    }
+}
+
+/// Decodes a payload back into exactly `plain_len` bytes.
+///
+/// Fails when the payload is not a valid frame or decodes to another length.
+pub fn decompress(codec: Codec, payload: &[u8], plain_len: usize) -> Result<Vec<u8>, DecompressError> {
+    let out = match codec {
+        Codec::Raw => payload.to_vec(),
+        Codec::Zstd => zstd::bulk::decompress(payload, plain_len)
+            .map_err(|e| DecompressError(e.to_string()))?,
+    };
+    if out.len() != plain_len {
+        return Err(DecompressError(format!(
+            "decoded {} bytes, expected {plain_len}",
+            out.len()
+        )));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compressible_data_shrinks_and_round_trips() {
+        let plain = b"abcabcabc".repeat(1000);
+        let s = compress(&plain, 3);
+        assert_eq!(s.codec, Codec::Zstd);
+        assert!(s.bytes.len() < plain.len());
+        assert_eq!(decompress(s.codec, &s.bytes, plain.len()).unwrap(), plain);
+    }
+
+    #[test]
+    fn incompressible_data_stays_raw() {
+        let plain: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let s = compress(&plain, 3);
+        if s.codec == Codec::Raw {
+            assert_eq!(s.bytes, plain);
+        }
+        assert_eq!(decompress(s.codec, &s.bytes, plain.len()).unwrap(), plain);
+    }
+
+    #[test]
+    fn wrong_length_or_garbage_is_an_error() {
+        let s = compress(&[7u8; 1000], 3);
+        assert!(decompress(s.codec, &s.bytes, 999).is_err());
+        assert!(decompress(Codec::Zstd, b"not zstd", 10).is_err());
+    }
+}

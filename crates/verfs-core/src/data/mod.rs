@@ -1,0 +1,27 @@
+//! The data plane: chunk boundaries, chunk ids, compression and the pack store.
+//!
+//! Nothing here knows about inodes or metadata; it turns bytes into stored chunks and
+//! stored chunks back into bytes.
+
+pub mod chunker;
+pub mod compress;
+pub mod hash;
+pub mod pack;
+pub mod store;
+
+pub use chunker::Chunker;
+pub use compress::{Codec, Stored};
+pub use hash::ChunkHasher;
+pub use pack::PackError;
+pub use store::PackStore;
+
+use crate::error::FsError;
+
+impl From<PackError> for FsError {
+    fn from(e: PackError) -> FsError {
+        match &e {
+            PackError::Io { source, .. } => FsError::from_io("pack", source),
+            PackError::Corrupt { .. } | PackError::Missing { .. } => FsError::Corrupt(e.to_string()),
+        }
+    }
+}

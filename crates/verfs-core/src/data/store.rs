@@ -1,0 +1,460 @@
+//! The pack store: one active pack that records are appended to, sealed packs that are
+//! only read, rotation at `pack_max_size`, and the second index of the two-index rule
+//! (chunk hash → offset inside the pack named by the metadata).
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use moka::sync::Cache;
+
+use super::compress::{self, Stored};
+use super::hash::ChunkHasher;
+use super::pack::{self, Location, PackError, SealedIndex};
+use crate::types::{ChunkHash, PackId};
+
+/// Open read handles kept for sealed packs.
+const READER_CACHE_ENTRIES: u64 = 256;
+/// Bytes of sealed-pack indexes kept in memory.
+const INDEX_CACHE_BYTES: u64 = 64 << 20;
+
+/// The pack being appended to.
+struct ActivePack {
+    id: PackId,
+    file: Arc<File>,
+    len: u64,
+    index: HashMap<ChunkHash, Location>,
+    order: Vec<(ChunkHash, Location)>,
+}
+
+/// What startup found in the pack directory.
+#[derive(Debug, Default)]
+pub struct OpenReport {
+    /// The active pack after opening.
+    pub active: Option<PackId>,
+    /// Bytes cut from the active pack's damaged or half-written tail.
+    pub truncated_bytes: u64,
+    /// Unsealed packs that were sealed at startup (left behind by a crash mid-rotation).
+    pub sealed_at_startup: Vec<PackId>,
+}
+
+/// Appends chunk records to packs and reads them back by (pack id, hash).
+pub struct PackStore {
+    dir: PathBuf,
+    max_bytes: u64,
+    hasher: ChunkHasher,
+    active: Mutex<ActivePack>,
+    dirty: AtomicBool,
+    readers: Cache<PackId, Arc<File>>,
+    indexes: Cache<PackId, Arc<SealedIndex>>,
+}
+
+fn pack_path(dir: &Path, id: PackId) -> PathBuf {
+    dir.join(format!("{:016x}.vpk", id.0))
+}
+
+fn io(pack: PackId, offset: u64, source: std::io::Error) -> PackError {
+    PackError::Io {
+        pack,
+        offset,
+        source,
+    }
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Pack ids present in `dir`, ascending; other files are ignored.
+fn list_packs(dir: &Path) -> std::io::Result<Vec<PackId>> {
+    let mut ids = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(hex) = name.strip_suffix(".vpk") else { continue };
+        if hex.len() == 16 {
+            if let Ok(v) = u64::from_str_radix(hex, 16) {
+                ids.push(PackId(v));
+            }
+        }
+    }
+    ids.sort();
+    Ok(ids)
+}
+
+impl PackStore {
+    /// Opens the pack directory: seals stray unsealed packs, rebuilds the active pack's
+    /// index by scanning it and cuts a damaged tail.
+    ///
+    /// Fails if the directory cannot be created or read, or a pack cannot be opened.
+    pub fn open(
+        dir: &Path,
+        max_bytes: u64,
+        hasher: ChunkHasher,
+    ) -> Result<(PackStore, OpenReport), PackError> {
+        std::fs::create_dir_all(dir).map_err(|e| io(PackId(0), 0, e))?;
+        let ids = list_packs(dir).map_err(|e| io(PackId(0), 0, e))?;
+        let mut report = OpenReport::default();
+        let mut unsealed = Vec::new();
+        for &id in &ids {
+            let f = File::open(pack_path(dir, id)).map_err(|e| io(id, 0, e))?;
+            let len = f.metadata().map_err(|e| io(id, 0, e))?.len();
+            if pack::read_sealed_index(&f, id, len)?.is_none() {
+                unsealed.push(id);
+            }
+        }
+        // Every unsealed pack but the newest was left by a crash between appending its
+        // last record and sealing it: seal it now.
+        let newest_unsealed = unsealed.last().copied().filter(|id| Some(id) == ids.last());
+        for &id in &unsealed {
+            if Some(id) != newest_unsealed {
+                Self::seal_existing(dir, id)?;
+                report.sealed_at_startup.push(id);
+            }
+        }
+        let active = match newest_unsealed {
+            Some(id) => {
+                let (a, cut) = Self::reopen_active(dir, id)?;
+                report.truncated_bytes = cut;
+                a
+            }
+            None => {
+                let next = ids.last().map(|p| PackId(p.0 + 1)).unwrap_or(PackId(1));
+                Self::create_pack(dir, next)?
+            }
+        };
+        report.active = Some(active.id);
+        let store = PackStore {
+            dir: dir.to_path_buf(),
+            max_bytes,
+            hasher,
+            active: Mutex::new(active),
+            dirty: AtomicBool::new(false),
+            readers: Cache::new(READER_CACHE_ENTRIES),
+            indexes: Cache::builder()
+                .weigher(|_, v: &Arc<SealedIndex>| v.weight())
+                .max_capacity(INDEX_CACHE_BYTES)
+                .build(),
+        };
+        Ok((store, report))
+    }
+
+    fn create_pack(dir: &Path, id: PackId) -> Result<ActivePack, PackError> {
+        let path = pack_path(dir, id);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| io(id, 0, e))?;
+        let header = pack::file_header();
+        file.write_all_at(&header, 0).map_err(|e| io(id, 0, e))?;
+        file.sync_all().map_err(|e| io(id, 0, e))?;
+        sync_dir(dir).map_err(|e| io(id, 0, e))?;
+        Ok(ActivePack {
+            id,
+            file: Arc::new(file),
+            len: header.len() as u64,
+            index: HashMap::new(),
+            order: Vec::new(),
+        })
+    }
+
+    fn reopen_active(dir: &Path, id: PackId) -> Result<(ActivePack, u64), PackError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(pack_path(dir, id))
+            .map_err(|e| io(id, 0, e))?;
+        let len = file.metadata().map_err(|e| io(id, 0, e))?.len();
+        if len < pack::HEADER_LEN {
+            // Crash while creating it: rewrite the header.
+            file.write_all_at(&pack::file_header(), 0).map_err(|e| io(id, 0, e))?;
+            file.set_len(pack::HEADER_LEN).map_err(|e| io(id, 0, e))?;
+        } else {
+            pack::check_file_header(&file, id)?;
+        }
+        let len = len.max(pack::HEADER_LEN);
+        let scan = pack::scan_records(&file, id, len)?;
+        let cut = len - scan.valid_end;
+        if cut > 0 {
+            tracing::warn!(%id, cut, "cutting damaged or half-written tail of active pack");
+            file.set_len(scan.valid_end).map_err(|e| io(id, scan.valid_end, e))?;
+            file.sync_all().map_err(|e| io(id, 0, e))?;
+        }
+        let index = scan.entries.iter().copied().collect();
+        Ok((
+            ActivePack {
+                id,
+                file: Arc::new(file),
+                len: scan.valid_end,
+                index,
+                order: scan.entries,
+            },
+            cut,
+        ))
+    }
+
+    fn seal_existing(dir: &Path, id: PackId) -> Result<(), PackError> {
+        let (a, _) = Self::reopen_active(dir, id)?;
+        Self::seal(&a)
+    }
+
+    /// Appends the index and footer and syncs the pack, making it immutable.
+    fn seal(a: &ActivePack) -> Result<(), PackError> {
+        let seal = pack::encode_seal(&a.order, a.len);
+        a.file.write_all_at(&seal, a.len).map_err(|e| io(a.id, a.len, e))?;
+        a.file.sync_all().map_err(|e| io(a.id, a.len, e))
+    }
+
+    fn lock_active(&self) -> MutexGuard<'_, ActivePack> {
+        // A panic while holding the lock cannot leave the pack half-updated in memory in a
+        // way later appends misread (len is only advanced after a successful write), so a
+        // poisoned lock is taken over.
+        self.active.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The hasher that names chunks in this store.
+    pub fn hasher(&self) -> &ChunkHasher {
+        &self.hasher
+    }
+
+    /// Appends one compressed chunk and returns the pack it landed in. Rotates to a new
+    /// pack (sealing the old one, synced) when the active pack reached its size limit.
+    ///
+    /// Fails on a write error (ENOSPC included); the pack length is not advanced then, so
+    /// the next append overwrites the partial record.
+    pub fn append(&self, hash: ChunkHash, plain_len: u32, stored: &Stored) -> Result<PackId, PackError> {
+        let rec = pack::encode_record(hash, stored.codec, plain_len, None, &stored.bytes);
+        let mut a = self.lock_active();
+        let off = a.len;
+        a.file.write_all_at(&rec, off).map_err(|e| io(a.id, off, e))?;
+        let loc = Location {
+            offset: off,
+            stored_len: stored.bytes.len() as u32,
+        };
+        a.len += rec.len() as u64;
+        a.index.insert(hash, loc);
+        a.order.push((hash, loc));
+        let id = a.id;
+        self.dirty.store(true, Ordering::Release);
+        if a.len >= self.max_bytes {
+            self.rotate(&mut a)?;
+        }
+        Ok(id)
+    }
+
+    fn rotate(&self, a: &mut ActivePack) -> Result<(), PackError> {
+        Self::seal(a)?;
+        let next = Self::create_pack(&self.dir, PackId(a.id.0 + 1))?;
+        let old = std::mem::replace(a, next);
+        tracing::debug!(sealed = %old.id, active = %a.id, "rotated pack");
+        self.indexes.insert(
+            old.id,
+            Arc::new(pack::index_from_scan(&old.order, old.len)),
+        );
+        Ok(())
+    }
+
+    /// Reads a chunk back: locate it in the pack's index, check the record's CRC, decode,
+    /// and check the plain bytes hash to `hash`.
+    ///
+    /// Fails with `Missing` if the pack does not hold the chunk, `Corrupt` if a check
+    /// fails, `Io` on a read error.
+    pub fn read(
+        &self,
+        pack_id: PackId,
+        hash: &ChunkHash,
+        plain_len: u32,
+    ) -> Result<Vec<u8>, PackError> {
+        let (file, loc) = self.locate(pack_id, hash)?;
+        let rec = pack::read_record(&file, pack_id, loc, hash)?;
+        let plain = compress::decompress(rec.header.codec, &rec.payload, plain_len as usize)
+            .map_err(|e| PackError::Corrupt {
+                pack: pack_id,
+                offset: loc.offset,
+                what: e.to_string(),
+            })?;
+        if self.hasher.hash(&plain) != *hash {
+            return Err(PackError::Corrupt {
+                pack: pack_id,
+                offset: loc.offset,
+                what: format!("chunk {hash} content does not match its id"),
+            });
+        }
+        Ok(plain)
+    }
+
+    /// Whether the pack holds a readable record of `hash` (used by recovery).
+    pub fn contains(&self, pack_id: PackId, hash: &ChunkHash) -> bool {
+        self.locate(pack_id, hash).is_ok()
+    }
+
+    /// The active pack's id.
+    pub fn active_id(&self) -> PackId {
+        self.lock_active().id
+    }
+
+    fn locate(&self, pack_id: PackId, hash: &ChunkHash) -> Result<(Arc<File>, Location), PackError> {
+        {
+            let a = self.lock_active();
+            if a.id == pack_id {
+                let loc = a
+                    .index
+                    .get(hash)
+                    .copied()
+                    .ok_or(PackError::Missing { pack: pack_id, hash: *hash })?;
+                return Ok((a.file.clone(), loc));
+            }
+        }
+        let file = self.sealed_reader(pack_id)?;
+        let index = self.sealed_index(pack_id, &file)?;
+        let loc = index.find(hash).ok_or(PackError::Missing {
+            pack: pack_id,
+            hash: *hash,
+        })?;
+        Ok((file, loc))
+    }
+
+    fn sealed_reader(&self, id: PackId) -> Result<Arc<File>, PackError> {
+        if let Some(f) = self.readers.get(&id) {
+            return Ok(f);
+        }
+        let f = Arc::new(File::open(pack_path(&self.dir, id)).map_err(|e| io(id, 0, e))?);
+        self.readers.insert(id, f.clone());
+        Ok(f)
+    }
+
+    fn sealed_index(&self, id: PackId, file: &File) -> Result<Arc<SealedIndex>, PackError> {
+        if let Some(i) = self.indexes.get(&id) {
+            return Ok(i);
+        }
+        let len = file.metadata().map_err(|e| io(id, 0, e))?.len();
+        let index = match pack::read_sealed_index(file, id, len)? {
+            Some(i) => i,
+            None => {
+                tracing::warn!(%id, "sealed pack index unreadable; rebuilding it by scanning");
+                let scan = pack::scan_records(file, id, len)?;
+                pack::index_from_scan(&scan.entries, scan.valid_end)
+            }
+        };
+        let index = Arc::new(index);
+        self.indexes.insert(id, index.clone());
+        Ok(index)
+    }
+
+    /// Makes every appended record durable (fdatasync of the active pack). Sealed packs
+    /// were synced when they were sealed.
+    ///
+    /// Fails if the sync fails; the data may then not be on disk.
+    pub fn sync(&self) -> Result<(), PackError> {
+        if !self.dirty.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let (file, id) = {
+            let a = self.lock_active();
+            (a.file.clone(), a.id)
+        };
+        file.sync_data().map_err(|e| {
+            self.dirty.store(true, Ordering::Release);
+            io(id, 0, e)
+        })
+    }
+
+    /// Total bytes of all pack files (for statfs and stats).
+    pub fn total_bytes(&self) -> u64 {
+        let Ok(ids) = list_packs(&self.dir) else {
+            return 0;
+        };
+        ids.iter()
+            .filter_map(|id| std::fs::metadata(pack_path(&self.dir, *id)).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(dir: &Path, max: u64) -> PackStore {
+        PackStore::open(dir, max, ChunkHasher::new(&[9; 16])).unwrap().0
+    }
+
+    fn put(s: &PackStore, data: &[u8]) -> (ChunkHash, PackId) {
+        let h = s.hasher().hash(data);
+        let stored = compress::compress(data, 3);
+        (h, s.append(h, data.len() as u32, &stored).unwrap())
+    }
+
+    #[test]
+    fn append_read_rotate_and_reopen() {
+        let d = tempfile::tempdir().unwrap();
+        let s = store(d.path(), 4096);
+        let mut chunks = Vec::new();
+        for i in 0..50u32 {
+            let data: Vec<u8> = (0..1000u32).map(|j| ((i * 7919 + j * 31) % 251) as u8).collect();
+            let (h, p) = put(&s, &data);
+            chunks.push((h, p, data));
+        }
+        assert!(s.active_id().0 > 1, "should have rotated");
+        for (h, p, data) in &chunks {
+            assert_eq!(&s.read(*p, h, data.len() as u32).unwrap(), data);
+        }
+        s.sync().unwrap();
+        drop(s);
+        let s = store(d.path(), 4096);
+        for (h, p, data) in &chunks {
+            assert_eq!(&s.read(*p, h, data.len() as u32).unwrap(), data);
+        }
+        let missing = ChunkHash([0xEE; 16]);
+        assert!(matches!(s.read(PackId(1), &missing, 1), Err(PackError::Missing { .. })));
+    }
+
+    #[test]
+    fn torn_active_tail_is_cut_at_reopen() {
+        let d = tempfile::tempdir().unwrap();
+        let s = store(d.path(), 1 << 30);
+        let (h1, p1) = put(&s, &[1u8; 5000]);
+        let (h2, _) = put(&s, &vec![2u8; 7000]);
+        let id = s.active_id();
+        drop(s);
+        let path = pack_path(d.path(), id);
+        let len = std::fs::metadata(&path).unwrap().len();
+        OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 3).unwrap();
+        let (s, report) = PackStore::open(d.path(), 1 << 30, ChunkHasher::new(&[9; 16])).unwrap();
+        assert!(report.truncated_bytes > 0);
+        assert_eq!(s.read(p1, &h1, 5000).unwrap(), vec![1u8; 5000]);
+        assert!(!s.contains(id, &h2));
+        // Appending continues cleanly after the cut.
+        let (h3, p3) = put(&s, &[3u8; 100]);
+        assert_eq!(s.read(p3, &h3, 100).unwrap(), vec![3u8; 100]);
+    }
+
+    #[test]
+    fn unsealed_older_pack_is_sealed_at_open() {
+        let d = tempfile::tempdir().unwrap();
+        let s = store(d.path(), 1 << 30);
+        let (h1, p1) = put(&s, &[4u8; 300]);
+        drop(s);
+        // Simulate a crash after creating the next pack but before sealing the first.
+        PackStore::create_pack(d.path(), PackId(p1.0 + 1)).unwrap();
+        let (s, report) = PackStore::open(d.path(), 1 << 30, ChunkHasher::new(&[9; 16])).unwrap();
+        assert_eq!(report.sealed_at_startup, vec![p1]);
+        assert_eq!(s.read(p1, &h1, 300).unwrap(), vec![4u8; 300]);
+    }
+
+    #[test]
+    fn corrupted_record_reads_as_corrupt_not_wrong_bytes() {
+        let d = tempfile::tempdir().unwrap();
+        let s = store(d.path(), 1 << 30);
+        let data = vec![7u8; 2000];
+        let (h, p) = put(&s, &data);
+        let f = OpenOptions::new().write(true).open(pack_path(d.path(), p)).unwrap();
+        f.write_all_at(&[0x55; 4], pack::HEADER_LEN + 40).unwrap();
+        assert!(matches!(s.read(p, &h, 2000), Err(PackError::Corrupt { .. })));
+    }
+}

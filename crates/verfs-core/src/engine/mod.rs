@@ -1,0 +1,189 @@
+//! The storage engine shared by the filesystem layer and the write batcher: metadata,
+//! packs, the chunk cache, the overlay of uncommitted writes and the counters.
+//!
+//! File contents are read here (extents → chunk records → packs, plus the overlay), so
+//! the read path of `fs` and the read-modify-write of the batcher use the same code.
+
+pub mod pending;
+pub mod stats;
+
+use std::sync::Arc;
+
+use moka::sync::Cache;
+
+use crate::data::{Chunker, PackStore};
+use crate::error::{FsError, FsResult};
+use crate::meta::{Extent, Inode, Reader, Store};
+use crate::types::{ChunkHash, Ino, Timestamp};
+pub use pending::{Pending, PendingOp};
+pub use stats::Stats;
+
+/// How many times a read retries when a batch commits while it reads.
+const READ_RETRIES: usize = 64;
+
+/// Metadata, packs and caches of one mounted filesystem.
+pub struct Engine {
+    /// The metadata store.
+    pub meta: Store,
+    /// The pack store.
+    pub packs: PackStore,
+    /// Where chunk boundaries fall.
+    pub chunker: Chunker,
+    /// zstd level for new chunks.
+    pub zstd_level: i32,
+    /// Writes accepted but not committed.
+    pub pending: Pending,
+    /// Counters for `stats`.
+    pub stats: Stats,
+    chunk_cache: Option<Cache<ChunkHash, Arc<Vec<u8>>>>,
+}
+
+impl Engine {
+    /// Assembles the engine; `chunk_cache_bytes` of 0 disables the chunk cache.
+    pub fn new(
+        meta: Store,
+        packs: PackStore,
+        chunker: Chunker,
+        zstd_level: i32,
+        chunk_cache_bytes: u64,
+    ) -> Engine {
+        let chunk_cache = (chunk_cache_bytes > 0).then(|| {
+            Cache::builder()
+                .weigher(|_, v: &Arc<Vec<u8>>| v.len().min(u32::MAX as usize) as u32 + 64)
+                .max_capacity(chunk_cache_bytes)
+                .build()
+        });
+        Engine {
+            meta,
+            packs,
+            chunker,
+            zstd_level,
+            pending: Pending::default(),
+            stats: Stats::default(),
+            chunk_cache,
+        }
+    }
+
+    /// The plain bytes of the chunk an extent points at.
+    ///
+    /// Fails with `Corrupt` if the chunk record is missing or the pack record fails its
+    /// checks, `Io` if the pack cannot be read.
+    pub fn read_chunk(&self, r: &impl Reader, e: &Extent) -> FsResult<Arc<Vec<u8>>> {
+        if let Some(c) = self.chunk_cache.as_ref().and_then(|c| c.get(&e.hash)) {
+            self.stats.chunk_cache_hit();
+            return Ok(c);
+        }
+        self.stats.chunk_cache_miss();
+        let rec = r
+            .chunk(&e.hash)?
+            .ok_or_else(|| FsError::Corrupt(format!("extent at {} names unknown chunk {}", e.offset, e.hash)))?;
+        if rec.plain_len != e.len {
+            return Err(FsError::Corrupt(format!(
+                "chunk {} is {} bytes, extent says {}",
+                e.hash, rec.plain_len, e.len
+            )));
+        }
+        let data = Arc::new(self.packs.read(rec.pack_id, &e.hash, rec.plain_len)?);
+        if let Some(c) = &self.chunk_cache {
+            c.insert(e.hash, data.clone());
+        }
+        Ok(data)
+    }
+
+    /// Remembers a chunk just written, so reading it back soon needs no pack read.
+    pub fn cache_chunk(&self, hash: ChunkHash, data: Arc<Vec<u8>>) {
+        if let Some(c) = &self.chunk_cache {
+            c.insert(hash, data);
+        }
+    }
+
+    /// Fills `buf` with committed bytes `[start, start + buf.len())` of `ino`; holes and
+    /// bytes past `size` read as zeros.
+    ///
+    /// Fails as [`Engine::read_chunk`] does.
+    pub fn read_committed(
+        &self,
+        r: &impl Reader,
+        ino: Ino,
+        start: u64,
+        buf: &mut [u8],
+        size: u64,
+    ) -> FsResult<()> {
+        buf.fill(0);
+        let end = (start + buf.len() as u64).min(size);
+        if start >= end {
+            return Ok(());
+        }
+        let extents = r.extents_overlapping(ino, start, end, self.chunker.max_chunk_len())?;
+        for e in extents {
+            let data = self.read_chunk(r, &e)?;
+            let s = start.max(e.offset);
+            let t = end.min(e.end());
+            if s >= t {
+                continue;
+            }
+            let src = &data[(s - e.offset) as usize..(t - e.offset) as usize];
+            buf[(s - start) as usize..(t - start) as usize].copy_from_slice(src);
+        }
+        Ok(())
+    }
+
+    /// Reads up to `len` bytes of `ino` at `offset`, committed data overlaid with writes
+    /// still in a batch.
+    ///
+    /// Fails with `NotFound` if the inode is gone, or as [`Engine::read_chunk`] does.
+    pub fn read(&self, ino: Ino, offset: u64, len: u32) -> FsResult<Vec<u8>> {
+        for _ in 0..READ_RETRIES {
+            let snap = self.pending.snapshot(ino);
+            let view = self.meta.view()?;
+            let inode = view.inode(ino)?.ok_or(FsError::NotFound)?;
+            let size = snap.ops.iter().fold(inode.size, |s, op| op.size_after(s));
+            if offset >= size {
+                return Ok(Vec::new());
+            }
+            let n = (size - offset).min(u64::from(len)) as usize;
+            let mut buf = vec![0u8; n];
+            self.read_committed(&view, ino, offset, &mut buf, inode.size)?;
+            let mut cur = inode.size;
+            for op in &snap.ops {
+                cur = op.apply(offset, &mut buf, cur);
+            }
+            if self.pending.commits() == snap.commits {
+                self.stats.add_read(n as u64);
+                return Ok(buf);
+            }
+        }
+        Err(FsError::Io(format!("{ino}: read kept racing with commits")))
+    }
+
+    /// The inode with its size and times as they will be once pending writes commit.
+    ///
+    /// Fails with `NotFound` if the inode is gone.
+    pub fn inode_with_pending(&self, ino: Ino) -> FsResult<Inode> {
+        for _ in 0..READ_RETRIES {
+            let snap = self.pending.snapshot(ino);
+            let mut inode = self.meta.view()?.inode(ino)?.ok_or(FsError::NotFound)?;
+            if snap.ops.is_empty() {
+                return Ok(inode);
+            }
+            inode.size = snap.ops.iter().fold(inode.size, |s, op| op.size_after(s));
+            let now = Timestamp::now();
+            inode.mtime = now;
+            inode.ctime = now;
+            if self.pending.commits() == snap.commits {
+                return Ok(inode);
+            }
+        }
+        Err(FsError::Io(format!("{ino}: getattr kept racing with commits")))
+    }
+
+    /// Makes everything committed so far durable: packs first, then the metadata WAL, so
+    /// metadata never becomes durable before the bytes it points to.
+    ///
+    /// Fails if either sync fails.
+    pub fn sync_durable(&self) -> FsResult<()> {
+        self.packs.sync()?;
+        self.meta.sync()?;
+        Ok(())
+    }
+}

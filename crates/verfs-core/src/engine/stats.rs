@@ -1,0 +1,79 @@
+//! Counters reported by `verfsnext stats`; relaxed atomics, never a lock on a hot path.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Running counters of one daemon's lifetime.
+#[derive(Default, Debug)]
+pub struct Stats {
+    bytes_read: AtomicU64,
+    bytes_written: AtomicU64,
+    batches: AtomicU64,
+    batch_blocks: AtomicU64,
+    dedup_hits: AtomicU64,
+    dedup_misses: AtomicU64,
+    chunk_cache_hits: AtomicU64,
+    chunk_cache_misses: AtomicU64,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// Bytes returned by reads.
+    pub bytes_read: u64,
+    /// Bytes accepted by writes.
+    pub bytes_written: u64,
+    /// Batches committed.
+    pub batches: u64,
+    /// Write blocks in those batches.
+    pub batch_blocks: u64,
+    /// New chunks that were already stored.
+    pub dedup_hits: u64,
+    /// New chunks that had to be stored.
+    pub dedup_misses: u64,
+    /// Chunk reads served from memory.
+    pub chunk_cache_hits: u64,
+    /// Chunk reads that went to a pack.
+    pub chunk_cache_misses: u64,
+}
+
+impl Stats {
+    /// Counts bytes returned by a read.
+    pub fn add_read(&self, n: u64) {
+        self.bytes_read.fetch_add(n, Relaxed);
+    }
+    /// Counts a committed batch of `blocks` writes holding `bytes`.
+    pub fn add_batch(&self, blocks: u64, bytes: u64) {
+        self.batches.fetch_add(1, Relaxed);
+        self.batch_blocks.fetch_add(blocks, Relaxed);
+        self.bytes_written.fetch_add(bytes, Relaxed);
+    }
+    /// Counts a chunk found already stored.
+    pub fn dedup_hit(&self) {
+        self.dedup_hits.fetch_add(1, Relaxed);
+    }
+    /// Counts a chunk that had to be stored.
+    pub fn dedup_miss(&self) {
+        self.dedup_misses.fetch_add(1, Relaxed);
+    }
+    /// Counts a chunk read served from the cache.
+    pub fn chunk_cache_hit(&self) {
+        self.chunk_cache_hits.fetch_add(1, Relaxed);
+    }
+    /// Counts a chunk read that went to a pack.
+    pub fn chunk_cache_miss(&self) {
+        self.chunk_cache_misses.fetch_add(1, Relaxed);
+    }
+    /// Copies the counters.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            bytes_read: self.bytes_read.load(Relaxed),
+            bytes_written: self.bytes_written.load(Relaxed),
+            batches: self.batches.load(Relaxed),
+            batch_blocks: self.batch_blocks.load(Relaxed),
+            dedup_hits: self.dedup_hits.load(Relaxed),
+            dedup_misses: self.dedup_misses.load(Relaxed),
+            chunk_cache_hits: self.chunk_cache_hits.load(Relaxed),
+            chunk_cache_misses: self.chunk_cache_misses.load(Relaxed),
+        }
+    }
+}

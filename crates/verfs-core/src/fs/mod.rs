@@ -1,0 +1,195 @@
+//! POSIX semantics: the filesystem the FUSE adapter calls.
+//!
+//! Each operation family lives in `ops/`. A long operation is validate → read → apply in
+//! one metadata transaction → post-commit effects. `fs` never builds a key or decodes a
+//! record: it goes through `meta`'s typed accessors. Data changes go through the write
+//! batcher and complete through a callback, so a FUSE thread never waits for a batch.
+
+mod handles;
+mod ops;
+mod startup;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use thiserror::Error;
+
+pub use handles::FileOpen;
+pub use ops::dir::DirEntry;
+pub use ops::attr::{SetAttr, TimeSet};
+
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::error::{FsError, FsResult};
+use crate::meta::{Inode, MetaError, SYS_CLEAN_SHUTDOWN};
+use crate::service::{DataDirLock, LockError, SyncService};
+use crate::types::Ino;
+use crate::write::Batcher;
+use handles::Handles;
+
+/// The attributes the FUSE layer reports for an inode.
+pub type Attr = Inode;
+
+/// Who is asking: the credentials of the calling process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    /// Effective user id.
+    pub uid: u32,
+    /// Effective group id.
+    pub gid: u32,
+    /// Process id.
+    pub pid: u32,
+}
+
+impl Caller {
+    /// The superuser, for internal work.
+    pub const ROOT: Caller = Caller { uid: 0, gid: 0, pid: 0 };
+}
+
+/// Filesystem-wide numbers for `statfs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatFs {
+    /// Total blocks of `bsize`.
+    pub blocks: u64,
+    /// Free blocks.
+    pub bfree: u64,
+    /// Free blocks for unprivileged users.
+    pub bavail: u64,
+    /// Inodes in use plus free inodes.
+    pub files: u64,
+    /// Free inodes.
+    pub ffree: u64,
+    /// Block size.
+    pub bsize: u32,
+    /// Longest name.
+    pub namelen: u32,
+}
+
+/// Why the filesystem could not be started.
+#[derive(Debug, Error)]
+pub enum OpenError {
+    /// The data dir is unusable or locked.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// The metadata store could not be opened.
+    #[error("metadata in {path}: {source}")]
+    Meta {
+        /// The metadata directory.
+        path: PathBuf,
+        /// The store's error.
+        source: MetaError,
+    },
+    /// Startup work failed (packs, recovery).
+    #[error("{context}: {source}")]
+    Startup {
+        /// What was being done.
+        context: String,
+        /// The failure.
+        source: FsError,
+    },
+}
+
+/// Longest name of a directory entry.
+pub const NAME_MAX: usize = 255;
+
+/// A mounted VerFSNext filesystem.
+pub struct Fs {
+    engine: Arc<Engine>,
+    batcher: Batcher,
+    sync: SyncService,
+    handles: Handles,
+    next_ino: AtomicU64,
+    attr_ttl: Duration,
+    data_dir: PathBuf,
+    _lock: DataDirLock,
+}
+
+impl Fs {
+    /// Opens the data dir of `cfg` and starts the batcher and sync service.
+    ///
+    /// Fails when the data dir is unusable or locked, the metadata cannot be opened, or
+    /// startup recovery fails; the message names the path.
+    pub fn start(cfg: &Config) -> Result<Fs, OpenError> {
+        startup::open(cfg)
+    }
+
+    /// How long the kernel may cache attributes and entries.
+    pub fn attr_ttl(&self) -> Duration {
+        self.attr_ttl
+    }
+
+    /// Drains the batcher, syncs packs then metadata, writes the clean-shutdown mark and
+    /// closes the store.
+    ///
+    /// Fails if the final sync or close fails; the data of acknowledged fsyncs is durable
+    /// regardless.
+    pub fn shutdown(&self) -> FsResult<()> {
+        self.batcher.stop();
+        self.sync.stop();
+        self.engine.sync_durable()?;
+        self.engine.meta.set_system_u64(SYS_CLEAN_SHUTDOWN, 1)?;
+        self.engine.meta.close()?;
+        Ok(())
+    }
+
+    /// Filesystem-wide numbers: space from the disk under the data dir.
+    ///
+    /// Fails if the data dir cannot be queried.
+    pub fn statfs(&self) -> FsResult<StatFs> {
+        let c = std::ffi::CString::new(self.data_dir.as_os_str().as_encoded_bytes())
+            .map_err(|_| FsError::Inval)?;
+        // SAFETY: `c` is a valid NUL-terminated path and `st` a zeroed out-parameter of
+        // the right type, as statvfs(3) requires.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: see above.
+        let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+        if rc != 0 {
+            return Err(FsError::from_io("statvfs", &std::io::Error::last_os_error()));
+        }
+        let frsize = st.f_frsize.max(1);
+        let scale = |blocks: u64| blocks.saturating_mul(frsize) / 4096;
+        let used = self.next_ino.load(Ordering::Relaxed);
+        Ok(StatFs {
+            blocks: scale(st.f_blocks),
+            bfree: scale(st.f_bfree),
+            bavail: scale(st.f_bavail),
+            files: used + (1 << 32),
+            ffree: 1 << 32,
+            bsize: 4096,
+            namelen: NAME_MAX as u32,
+        })
+    }
+
+    fn alloc_ino(&self) -> Ino {
+        Ino(self.next_ino.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// Checks a name the kernel passed: not empty, no '/', at most `NAME_MAX` bytes.
+fn check_name(name: &[u8]) -> FsResult<()> {
+    if name.len() > NAME_MAX {
+        return Err(FsError::NameTooLong);
+    }
+    if name.is_empty() || name.contains(&b'/') || name.contains(&0) || name == b"." || name == b".." {
+        return Err(FsError::Inval);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked() {
+        assert!(check_name(b"ok").is_ok());
+        assert!(check_name(&[0xff, 0xfe]).is_ok());
+        assert!(check_name(&[b'a'; 255]).is_ok());
+        assert_eq!(check_name(&[b'a'; 256]), Err(FsError::NameTooLong));
+        assert_eq!(check_name(b""), Err(FsError::Inval));
+        assert_eq!(check_name(b"a/b"), Err(FsError::Inval));
+        assert_eq!(check_name(b".."), Err(FsError::Inval));
+    }
+}

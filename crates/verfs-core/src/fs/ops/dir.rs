@@ -1,0 +1,108 @@
+//! Directory streams: opendir, readdir(plus), releasedir.
+//!
+//! A stream reads an MVCC snapshot taken at opendir, and remembers the name of the last
+//! entry it returned; the next readdir continues after that name. So `rm -rf`, which
+//! deletes entries between readdir calls, never makes the listing skip an entry.
+//! Offsets: 1 follows ".", 2 follows "..", 2 + n follows the n-th entry.
+
+use crate::error::{FsError, FsResult};
+use crate::fs::handles::DirStream;
+use crate::fs::{Attr, Fs};
+use crate::meta::Reader;
+use crate::types::{FileHandle, FileKind, Ino};
+
+/// Entries read from the store per page.
+const PAGE: usize = 256;
+
+/// One directory entry handed to the FUSE layer.
+#[derive(Debug, Clone)]
+pub struct DirEntry {
+    /// The child.
+    pub ino: Ino,
+    /// Its kind.
+    pub kind: FileKind,
+    /// Its name (raw bytes).
+    pub name: Vec<u8>,
+    /// The offset to resume after this entry.
+    pub offset: u64,
+    /// Attributes, for readdirplus.
+    pub attr: Option<Attr>,
+}
+
+impl Fs {
+    /// Opens a directory stream on `ino`.
+    ///
+    /// Fails with `NotFound` or `NotDir`.
+    pub fn opendir(&self, ino: Ino) -> FsResult<FileHandle> {
+        let view = self.engine.meta.view()?;
+        let inode = view.inode(ino)?.ok_or(FsError::NotFound)?;
+        if inode.kind != FileKind::Dir {
+            return Err(FsError::NotDir);
+        }
+        Ok(self.handles.open_dir(DirStream { ino, view, cursor: None }))
+    }
+
+    /// Lists entries from `offset`, handing each to `add` until it returns `true`
+    /// (reply buffer full); that entry is not consumed. With `plus`, entries carry attrs.
+    ///
+    /// Fails with `BadHandle` for an unknown stream, or if the store cannot be read.
+    pub fn readdir(
+        &self,
+        fh: FileHandle,
+        offset: u64,
+        plus: bool,
+        mut add: impl FnMut(&DirEntry) -> bool,
+    ) -> FsResult<()> {
+        let stream = self.handles.dir(fh)?;
+        let mut s = stream.lock().unwrap_or_else(|p| p.into_inner());
+        let me = s.view.inode(s.ino)?.ok_or(FsError::NotFound)?;
+        let dots = [(1u64, me.ino, &b"."[..]), (2, me.parent, &b".."[..])];
+        for (next, ino, name) in dots {
+            if offset < next {
+                let attr = if plus { s.view.inode(ino)? } else { None };
+                let e = DirEntry { ino, kind: FileKind::Dir, name: name.to_vec(), offset: next, attr };
+                if add(&e) {
+                    return Ok(());
+                }
+            }
+        }
+        let mut after: Option<Vec<u8>> = None;
+        let mut skip = offset.saturating_sub(2);
+        if let Some((coff, name)) = &s.cursor {
+            if *coff == offset && offset > 2 {
+                after = Some(name.clone());
+                skip = 0;
+            }
+        }
+        let mut index = offset.max(2) - 2;
+        if after.is_none() {
+            index = 0;
+        }
+        loop {
+            let page = s.view.dir_entries_after(s.ino, after.as_deref(), PAGE)?;
+            if page.is_empty() {
+                return Ok(());
+            }
+            for (name, d) in page {
+                after = Some(name.clone());
+                if skip > 0 {
+                    skip -= 1;
+                    index += 1;
+                    continue;
+                }
+                let attr = if plus { s.view.inode(d.ino)? } else { None };
+                let e = DirEntry { ino: d.ino, kind: d.kind, name, offset: 3 + index, attr };
+                if add(&e) {
+                    return Ok(());
+                }
+                index += 1;
+                s.cursor = Some((e.offset, e.name));
+            }
+        }
+    }
+
+    /// Closes a directory stream.
+    pub fn releasedir(&self, fh: FileHandle) {
+        self.handles.close_dir(fh);
+    }
+}

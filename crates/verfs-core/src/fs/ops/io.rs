@@ -1,0 +1,81 @@
+//! Open files: open, read, write, flush, release, fsync.
+
+use crate::error::{FsError, FsResult};
+use crate::fs::{Caller, FileOpen, Fs};
+use crate::meta::Reader;
+use crate::types::{FileHandle, FileKind, Ino};
+use crate::write::Done;
+
+impl Fs {
+    /// Opens `ino` with the access of `flags`.
+    ///
+    /// Fails with `NotFound` if the inode is gone, `IsDir` for a directory.
+    pub fn open(&self, _caller: Caller, ino: Ino, flags: i32) -> FsResult<FileHandle> {
+        let fh = self.handles.open_file(FileOpen::from_flags(ino, flags));
+        let check = self.engine.meta.view().map_err(FsError::from).and_then(|v| {
+            match v.inode(ino)? {
+                None => Err(FsError::NotFound),
+                Some(i) if i.kind == FileKind::Dir => Err(FsError::IsDir),
+                Some(_) => Ok(()),
+            }
+        });
+        match check {
+            Ok(()) => Ok(fh),
+            Err(e) => {
+                self.handles.close_file(fh);
+                Err(e)
+            }
+        }
+    }
+
+    /// Reads up to `size` bytes at `offset`; short only at end of file.
+    ///
+    /// Fails with `BadHandle` for an unknown handle, `Io`/`Corrupt` if stored data
+    /// cannot be read back intact.
+    pub fn read(&self, ino: Ino, fh: FileHandle, offset: u64, size: u32) -> FsResult<Vec<u8>> {
+        let f = self.handles.file(fh)?;
+        if f.ino != ino {
+            return Err(FsError::BadHandle);
+        }
+        self.engine.read(ino, offset, size)
+    }
+
+    /// Queues a write; `done` gets the byte count once the batch holding it committed.
+    pub fn write(&self, ino: Ino, fh: FileHandle, offset: u64, data: &[u8], done: Done<u32>) {
+        match self.handles.file(fh) {
+            Ok(f) if f.ino == ino && f.write => self.batcher.write(ino, offset, data, done),
+            Ok(_) | Err(_) => done(Err(FsError::BadHandle)),
+        }
+    }
+
+    /// Called at every `close(2)` of a descriptor; writes are already committed when
+    /// acknowledged, so there is nothing to wait for.
+    ///
+    /// Fails with `BadHandle` for an unknown handle.
+    pub fn flush(&self, _ino: Ino, fh: FileHandle) -> FsResult<()> {
+        self.handles.file(fh).map(|_| ())
+    }
+
+    /// Forgets a handle; the last close of an unlinked file frees it.
+    ///
+    /// Fails if freeing the inode fails (the orphan mark stays; it is freed at restart).
+    pub fn release(&self, _ino: Ino, fh: FileHandle) -> FsResult<()> {
+        let Some((ino, last)) = self.handles.close_file(fh) else {
+            return Err(FsError::BadHandle);
+        };
+        if !last {
+            return Ok(());
+        }
+        let unlinked = self.engine.meta.view()?.inode(ino)?.is_none_or(|i| i.nlink == 0);
+        if unlinked {
+            self.release_inode(ino)?;
+        }
+        Ok(())
+    }
+
+    /// Makes everything written so far durable; `done` runs after packs and metadata
+    /// are synced. Concurrent fsyncs share one sync.
+    pub fn fsync(&self, _ino: Ino, done: Done<()>) {
+        self.batcher.sync(done);
+    }
+}

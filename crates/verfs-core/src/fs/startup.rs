@@ -1,0 +1,174 @@
+//! Bringing a data dir up: lock, open metadata and packs, recover from an unclean
+//! shutdown, create the root, purge orphans, start the batcher and the sync service.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::RngCore;
+
+use super::{Fs, OpenError};
+use crate::config::Config;
+use crate::data::{ChunkHasher, Chunker, PackStore};
+use crate::engine::Engine;
+use crate::error::FsError;
+use crate::meta::{Inode, Reader, Store, CHUNK_FLAG_LOST, SYS_CLEAN_SHUTDOWN, SYS_HASH_SECRET};
+use crate::service::{DataDirLock, SyncService};
+use crate::types::{FileKind, Ino, PackId, Timestamp};
+use crate::write::{BatchLimits, Batcher};
+
+fn startup(context: &str) -> impl FnOnce(FsError) -> OpenError + '_ {
+    move |source| OpenError::Startup {
+        context: context.to_string(),
+        source,
+    }
+}
+
+pub(super) fn open(cfg: &Config) -> Result<Fs, OpenError> {
+    let lock = DataDirLock::acquire(&cfg.data_dir)?;
+    let meta_dir = cfg.data_dir.join("meta");
+    let meta = Store::open(&meta_dir).map_err(|source| OpenError::Meta {
+        path: meta_dir.clone(),
+        source,
+    })?;
+    let mark = meta
+        .read_system_u64(SYS_CLEAN_SHUTDOWN)
+        .map_err(|e| startup("read clean-shutdown mark")(e.into()))?;
+    let fresh = meta
+        .read_system(SYS_HASH_SECRET)
+        .map_err(|e| startup("read hash secret")(e.into()))?
+        .is_none();
+    let clean = mark == Some(1) || fresh;
+    let secret = hash_secret(&meta).map_err(startup("hash secret"))?;
+    let packs_dir = cfg.data_dir.join("packs");
+    let (packs, report) = PackStore::open(&packs_dir, cfg.pack_max_bytes(), ChunkHasher::new(&secret))
+        .map_err(|e| startup(&format!("packs in {}", packs_dir.display()))(e.into()))?;
+    // From here on a crash is unclean until the next clean shutdown.
+    meta.set_system_u64(SYS_CLEAN_SHUTDOWN, 0)
+        .and_then(|_| meta.sync())
+        .map_err(|e| startup("clear clean-shutdown mark")(e.into()))?;
+    if !clean {
+        let from = report.sealed_at_startup.first().copied().or(report.active).unwrap_or(PackId(0));
+        tracing::warn!(truncated = report.truncated_bytes, "unclean shutdown detected; checking recent chunks");
+        reconcile_chunks(&meta, &packs, from).map_err(startup("reconcile chunks"))?;
+    }
+    ensure_root(&meta).map_err(startup("create root"))?;
+    let chunker = Chunker::fixed(cfg.ultracdc_avg_size_bytes);
+    let engine = Arc::new(Engine::new(
+        meta,
+        packs,
+        chunker,
+        cfg.zstd_compression_level,
+        cfg.chunk_cache_mb * 1024 * 1024,
+    ));
+    let purged = purge_orphans(&engine).map_err(startup("purge orphans"))?;
+    if purged > 0 {
+        tracing::info!(purged, "freed files that were unlinked while open");
+    }
+    let max_ino = engine.meta.max_ino().map_err(|e| startup("scan inodes")(e.into()))?;
+    let limits = BatchLimits {
+        max_blocks: cfg.batch_max_blocks,
+        max_bytes: cfg.batch_max_memory_mb * 1024 * 1024,
+        max_delay: Duration::from_millis(cfg.batch_max_delay_ms),
+    };
+    let io_err = |what: &str| {
+        let what = what.to_string();
+        move |e: std::io::Error| startup(&what)(FsError::from_io("spawn", &e))
+    };
+    let batcher = Batcher::start(engine.clone(), limits).map_err(io_err("start batcher"))?;
+    let sync = SyncService::start(engine.clone(), Duration::from_millis(cfg.sync_interval_ms))
+        .map_err(io_err("start sync service"))?;
+    Ok(Fs {
+        engine,
+        batcher,
+        sync,
+        handles: Default::default(),
+        next_ino: AtomicU64::new(max_ino.0.max(Ino::ROOT.0) + 1),
+        attr_ttl: Duration::from_secs(cfg.attr_ttl_secs),
+        data_dir: cfg.data_dir.clone(),
+        _lock: lock,
+    })
+}
+
+/// The per-filesystem chunk-id secret, created at first mount.
+fn hash_secret(meta: &Store) -> Result<[u8; 16], FsError> {
+    if let Some(v) = meta.read_system(SYS_HASH_SECRET)? {
+        return v
+            .as_slice()
+            .try_into()
+            .map_err(|_| FsError::Corrupt(format!("hash secret is {} bytes", v.len())));
+    }
+    let mut s = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut s);
+    meta.set_system(SYS_HASH_SECRET, &s)?;
+    meta.sync()?;
+    Ok(s)
+}
+
+/// After an unclean shutdown, metadata may name chunks whose pack bytes never reached
+/// the disk. Marks such chunks lost so dedup never reuses them and a rewrite of the same
+/// bytes stores them again; reads of them fail with EIO instead of returning wrong bytes.
+fn reconcile_chunks(meta: &Store, packs: &PackStore, from: PackId) -> Result<(), FsError> {
+    let view = meta.view()?;
+    let mut lost = Vec::new();
+    view.for_each_chunk(|hash, c| {
+        if c.pack_id >= from && c.flags & CHUNK_FLAG_LOST == 0 && !packs.contains(c.pack_id, &hash) {
+            lost.push((hash, c));
+        }
+        Ok(true)
+    })?;
+    drop(view);
+    if lost.is_empty() {
+        return Ok(());
+    }
+    tracing::error!(count = lost.len(), "chunks named by metadata are missing from packs; marked lost");
+    meta.write(|w| {
+        for (hash, c) in &lost {
+            let marked = crate::meta::ChunkRecord {
+                flags: c.flags | CHUNK_FLAG_LOST,
+                ..*c
+            };
+            w.put_chunk(hash, &marked, Some(c))?;
+        }
+        Ok::<_, FsError>(())
+    })
+}
+
+/// Creates the root directory on first mount, owned by the user running the daemon.
+fn ensure_root(meta: &Store) -> Result<(), FsError> {
+    if meta.view()?.inode(Ino::ROOT)?.is_some() {
+        return Ok(());
+    }
+    let now = Timestamp::now();
+    // SAFETY: getuid/getgid have no preconditions and cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let root = Inode {
+        ino: Ino::ROOT,
+        kind: FileKind::Dir,
+        perm: 0o755,
+        uid,
+        gid,
+        nlink: 2,
+        size: 0,
+        atime: now,
+        mtime: now,
+        ctime: now,
+        crtime: now,
+        rdev: 0,
+        flags: 0,
+        generation: 0,
+        data_version: 0,
+        parent: Ino::ROOT,
+    };
+    meta.write(|w| w.put_inode(&root))?;
+    Ok(())
+}
+
+/// Frees every inode left unlinked-but-open by the previous run.
+fn purge_orphans(engine: &Engine) -> Result<usize, FsError> {
+    let orphans = engine.meta.view()?.orphans()?;
+    for ino in &orphans {
+        super::ops::remove::purge_inode(engine, *ino)?;
+    }
+    Ok(orphans.len())
+}

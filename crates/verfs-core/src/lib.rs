@@ -1,0 +1,28 @@
+//! VerFSNext core: everything but the FUSE protocol and the command line.
+//!
+//! Layering, from the top:
+//!
+//! - [`fs`] — POSIX semantics: inodes, names, handles, links, permissions. It calls
+//!   `meta` through typed accessors and never builds a key or decodes a record itself.
+//! - [`write`] — the write batcher: group commit of file writes, replies sent when the
+//!   batch holding them has committed.
+//! - [`meta`] — SurrealKV, the versioned record layer, the key layout. The only module
+//!   that knows SurrealKV exists.
+//! - [`data`] — chunking, hashing, compression and the pack store. It never sees an
+//!   inode; only `data::pack` knows the pack file format.
+//! - [`service`] — the data-dir lock, the sync service and the shutdown barrier.
+//!
+//! The binary crate `verfs` adds the FUSE adapter and the CLI; nothing here knows fuser.
+
+pub mod config;
+pub mod data;
+pub mod error;
+pub mod meta;
+pub mod types;
+
+pub use config::Config;
+pub use error::{FsError, FsResult};
+pub mod engine;
+pub mod write;
+pub mod fs;
+pub mod service;

@@ -1,0 +1,261 @@
+//! Metadata in SurrealKV: the only module that knows SurrealKV exists.
+//!
+//! [`Store`] opens the tree and runs commits on a small tokio runtime that it owns, so the
+//! rest of the crate stays synchronous. Reads go through a [`View`] (an MVCC read
+//! transaction plus the generation it sees), writes through [`Store::write`], which retries
+//! the whole closure when SurrealKV reports a write conflict. Both read through the
+//! [`Reader`] trait, so a write sees its own earlier writes with the same accessors.
+
+mod keys;
+mod reader;
+mod records;
+mod versioned;
+mod write;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use surrealkv::{LSMIterator, Mode, Tree, TreeBuilder};
+use thiserror::Error;
+
+pub use reader::{Reader, View};
+pub use records::{ChunkRecord, Dirent, Extent, Inode, CHUNK_FLAG_LOST};
+pub use write::{Prior, WriteTxn};
+
+use crate::error::FsError;
+use crate::types::{Generation, Ino};
+
+/// Errors of the metadata store, with the operation that failed.
+#[derive(Debug, Error, Clone)]
+pub enum MetaError {
+    /// SurrealKV reported an error.
+    #[error("metadata store: {0}")]
+    Kv(String),
+    /// A record failed to decode.
+    #[error("corrupt metadata: {0}")]
+    Corrupt(String),
+    /// Another transaction wrote the same key first; the caller retries.
+    #[error("metadata write conflict")]
+    Conflict,
+}
+
+impl MetaError {
+    pub(crate) fn corrupt(msg: String) -> MetaError {
+        MetaError::Corrupt(msg)
+    }
+
+    fn kv(context: &str, e: surrealkv::Error) -> MetaError {
+        match e {
+            surrealkv::Error::TransactionWriteConflict => MetaError::Conflict,
+            other => MetaError::Kv(format!("{context}: {other}")),
+        }
+    }
+}
+
+impl From<MetaError> for FsError {
+    fn from(e: MetaError) -> FsError {
+        match e {
+            MetaError::Corrupt(m) => FsError::Corrupt(m),
+            MetaError::Kv(m) => {
+                if m.contains("No space left") || m.contains("os error 28") {
+                    FsError::NoSpace
+                } else {
+                    FsError::Io(m)
+                }
+            }
+            MetaError::Conflict => FsError::Io("metadata write conflict persisted".into()),
+        }
+    }
+}
+
+/// Name of the system value holding the live generation.
+const SYS_LIVE_GEN: &str = "live_gen";
+/// Name of the clean-shutdown mark (1 = last run shut down cleanly).
+pub const SYS_CLEAN_SHUTDOWN: &str = "clean_shutdown";
+/// Name of the per-filesystem chunk hash secret (16 bytes).
+pub const SYS_HASH_SECRET: &str = "hash_secret";
+
+/// How often a conflicting write transaction is retried before giving up.
+const MAX_CONFLICT_RETRIES: u32 = 1000;
+
+/// The metadata store of one data dir.
+pub struct Store {
+    tree: Tree,
+    rt: tokio::runtime::Runtime,
+    live_gen: AtomicU64,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`.
+    ///
+    /// Fails if the directory cannot be created or SurrealKV cannot open or recover it.
+    pub fn open(dir: &Path) -> Result<Store, MetaError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| MetaError::Kv(format!("create {}: {e}", dir.display())))?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("verfs-meta")
+            .enable_all()
+            .build()
+            .map_err(|e| MetaError::Kv(format!("start metadata runtime: {e}")))?;
+        let tree = {
+            let _guard = rt.enter();
+            TreeBuilder::new()
+                .with_path(dir.to_path_buf())
+                .build()
+                .map_err(|e| MetaError::kv(&format!("open {}", dir.display()), e))?
+        };
+        let store = Store {
+            tree,
+            rt,
+            live_gen: AtomicU64::new(1),
+        };
+        let gen = store.read_system_u64(SYS_LIVE_GEN)?;
+        match gen {
+            Some(g) => store.live_gen.store(g, Ordering::SeqCst),
+            None => store.set_system(SYS_LIVE_GEN, &records::encode_u64(1))?,
+        }
+        Ok(store)
+    }
+
+    /// The generation live writes are born at.
+    pub fn live_generation(&self) -> Generation {
+        Generation(self.live_gen.load(Ordering::SeqCst))
+    }
+
+    /// A consistent read view of the live filesystem.
+    ///
+    /// Fails only if SurrealKV cannot start a transaction (store closed).
+    pub fn view(&self) -> Result<View, MetaError> {
+        let tx = self
+            .tree
+            .begin_with_mode(Mode::ReadOnly)
+            .map_err(|e| MetaError::kv("begin read", e))?;
+        Ok(View::new(tx, self.live_generation()))
+    }
+
+    /// Runs `f` in a write transaction and commits it, retrying the whole closure when
+    /// another transaction wrote one of the same keys first.
+    ///
+    /// Fails with whatever `f` fails with (nothing is committed then), or with the commit's
+    /// error once retries are exhausted.
+    pub fn write<T, E>(&self, mut f: impl FnMut(&mut WriteTxn) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<MetaError>,
+    {
+        let mut attempt = 0u32;
+        loop {
+            let tx = self
+                .tree
+                .begin_with_mode(Mode::ReadWrite)
+                .map_err(|e| MetaError::kv("begin write", e))?;
+            let mut w = WriteTxn::new(tx, self.live_generation());
+            let out = match f(&mut w) {
+                Ok(v) => v,
+                Err(e) => {
+                    w.rollback();
+                    return Err(e);
+                }
+            };
+            match self.rt.block_on(w.commit()) {
+                Ok(()) => return Ok(out),
+                Err(MetaError::Conflict) if attempt < MAX_CONFLICT_RETRIES => {
+                    attempt += 1;
+                    if attempt > 8 {
+                        std::thread::sleep(Duration::from_micros(50 * u64::from(attempt.min(100))));
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Makes every committed transaction durable (fsync of the WAL).
+    ///
+    /// Fails if the WAL cannot be written or synced; later commits fail too until reopen.
+    pub fn sync(&self) -> Result<(), MetaError> {
+        self.tree
+            .flush_wal(true)
+            .map_err(|e| MetaError::kv("sync metadata WAL", e))
+    }
+
+    /// Reads a raw system value.
+    pub fn read_system(&self, name: &str) -> Result<Option<Vec<u8>>, MetaError> {
+        self.view()?.system(name)
+    }
+
+    /// Reads a `u64` system value.
+    pub fn read_system_u64(&self, name: &str) -> Result<Option<u64>, MetaError> {
+        match self.read_system(name)? {
+            Some(v) => Ok(Some(records::decode_u64(name, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes a raw system value in its own transaction.
+    pub fn set_system(&self, name: &str, value: &[u8]) -> Result<(), MetaError> {
+        self.write(|w| w.set_system(name, value))
+    }
+
+    /// Writes a `u64` system value in its own transaction.
+    pub fn set_system_u64(&self, name: &str, value: u64) -> Result<(), MetaError> {
+        self.set_system(name, &records::encode_u64(value))
+    }
+
+    /// The highest inode number with any record, so allocation resumes above it.
+    pub fn max_ino(&self) -> Result<Ino, MetaError> {
+        let view = self.view()?;
+        view.max_ino()
+    }
+
+    /// Flushes and closes the tree; the store is unusable afterwards.
+    ///
+    /// Fails if the final flush fails.
+    pub fn close(&self) -> Result<(), MetaError> {
+        self.sync()?;
+        self.rt
+            .block_on(self.tree.close())
+            .map_err(|e| MetaError::kv("close metadata store", e))
+    }
+}
+
+/// Iterates the raw (unversioned view of) keys in `[start, end)`, calling `visit` with each
+/// key and value until it returns `false`.
+fn scan_raw(
+    tx: &surrealkv::Transaction,
+    start: &[u8],
+    end: &[u8],
+    mut visit: impl FnMut(&[u8], &[u8]) -> Result<bool, MetaError>,
+) -> Result<(), MetaError> {
+    let mut it = tx
+        .range(start, end)
+        .map_err(|e| MetaError::kv("range scan", e))?;
+    let mut ok = it.seek_first().map_err(|e| MetaError::kv("range seek", e))?;
+    while ok && it.valid() {
+        let key = it.key().user_key();
+        let value = it.value_ref().map_err(|e| MetaError::kv("range value", e))?;
+        if !visit(key, &value)? {
+            break;
+        }
+        ok = it.next().map_err(|e| MetaError::kv("range next", e))?;
+    }
+    Ok(())
+}
+
+/// The last raw key in `[start, end)`, if any.
+fn last_raw_key(
+    tx: &surrealkv::Transaction,
+    start: &[u8],
+    end: &[u8],
+) -> Result<Option<Vec<u8>>, MetaError> {
+    let mut it = tx
+        .range(start, end)
+        .map_err(|e| MetaError::kv("range scan", e))?;
+    let ok = it.seek_last().map_err(|e| MetaError::kv("range seek", e))?;
+    if ok && it.valid() {
+        Ok(Some(it.key().user_key().to_vec()))
+    } else {
+        Ok(None)
+    }
+}

@@ -1,0 +1,201 @@
+//! Write transactions: typed writes that follow the versioned-record rules.
+
+use surrealkv::Transaction;
+
+use super::keys;
+use super::reader::Reader;
+use super::records::{ChunkRecord, Dirent, Extent, Inode};
+use super::versioned::{live_value, newest_two, payload, tombstone_value};
+use super::MetaError;
+use crate::types::{ChunkHash, Generation, Ino};
+
+/// What a versioned write did to the previously visible version of the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prior {
+    /// Nothing was visible (absent or a tombstone).
+    Absent,
+    /// The previous version (payload given) no longer exists in storage: its references
+    /// (chunk refcounts) must be dropped.
+    Replaced(Vec<u8>),
+    /// The previous version (payload given) is kept for an older view (snapshot): its
+    /// references stay.
+    Retained(Vec<u8>),
+}
+
+/// A write transaction at the live generation; see [`super::Store::write`].
+pub struct WriteTxn {
+    tx: Transaction,
+    gen: Generation,
+}
+
+impl Reader for WriteTxn {
+    fn tx(&self) -> &Transaction {
+        &self.tx
+    }
+
+    fn generation(&self) -> Generation {
+        self.gen
+    }
+}
+
+impl WriteTxn {
+    pub(crate) fn new(tx: Transaction, gen: Generation) -> WriteTxn {
+        WriteTxn { tx, gen }
+    }
+
+    pub(crate) async fn commit(mut self) -> Result<(), MetaError> {
+        self.tx
+            .commit()
+            .await
+            .map_err(|e| MetaError::kv("commit", e))
+    }
+
+    pub(crate) fn rollback(mut self) {
+        self.tx.rollback();
+    }
+
+    fn set(&mut self, key: &[u8], value: &[u8]) -> Result<(), MetaError> {
+        self.tx
+            .set(key, value)
+            .map_err(|e| MetaError::kv("set", e))
+    }
+
+    fn del(&mut self, key: &[u8]) -> Result<(), MetaError> {
+        self.tx.delete(key).map_err(|e| MetaError::kv("delete", e))
+    }
+
+    /// Writes a new visible version of `logical` at the live generation.
+    fn put_versioned(&mut self, logical: &[u8], value: &[u8]) -> Result<Prior, MetaError> {
+        let (newest, _) = newest_two(&self.tx, logical)?;
+        let stored = live_value(value);
+        match newest {
+            Some(v) if v.birth == self.gen => {
+                self.set(&v.key, &stored)?;
+                Ok(match payload(&v.stored)? {
+                    Some(p) => Prior::Replaced(p.to_vec()),
+                    None => Prior::Absent,
+                })
+            }
+            Some(v) => {
+                self.set(&keys::versioned(logical, self.gen), &stored)?;
+                Ok(match payload(&v.stored)? {
+                    Some(p) => Prior::Retained(p.to_vec()),
+                    None => Prior::Absent,
+                })
+            }
+            None => {
+                self.set(&keys::versioned(logical, self.gen), &stored)?;
+                Ok(Prior::Absent)
+            }
+        }
+    }
+
+    /// Hides `logical` from the live view: removes the key outright when no older version
+    /// lies beneath, else writes a tombstone born at the live generation.
+    fn delete_versioned(&mut self, logical: &[u8]) -> Result<Prior, MetaError> {
+        let (newest, has_older) = newest_two(&self.tx, logical)?;
+        let Some(v) = newest else {
+            return Ok(Prior::Absent);
+        };
+        let Some(old) = payload(&v.stored)?.map(<[u8]>::to_vec) else {
+            return Ok(Prior::Absent);
+        };
+        if v.birth == self.gen {
+            if has_older {
+                self.set(&v.key, &tombstone_value())?;
+            } else {
+                self.del(&v.key)?;
+            }
+            Ok(Prior::Replaced(old))
+        } else {
+            self.set(&keys::versioned(logical, self.gen), &tombstone_value())?;
+            Ok(Prior::Retained(old))
+        }
+    }
+
+    /// Writes inode `inode.ino`.
+    pub fn put_inode(&mut self, inode: &Inode) -> Result<(), MetaError> {
+        self.put_versioned(&keys::inode(inode.ino), &inode.encode())
+            .map(|_| ())
+    }
+
+    /// Removes inode `ino` from the live view.
+    pub fn delete_inode(&mut self, ino: Ino) -> Result<(), MetaError> {
+        self.delete_versioned(&keys::inode(ino)).map(|_| ())
+    }
+
+    /// Writes entry `name` of `parent`.
+    pub fn put_dirent(&mut self, parent: Ino, name: &[u8], d: &Dirent) -> Result<(), MetaError> {
+        self.put_versioned(&keys::dirent(parent, name), &d.encode())
+            .map(|_| ())
+    }
+
+    /// Removes entry `name` of `parent`.
+    pub fn delete_dirent(&mut self, parent: Ino, name: &[u8]) -> Result<(), MetaError> {
+        self.delete_versioned(&keys::dirent(parent, name)).map(|_| ())
+    }
+
+    /// Writes an extent; the prior extent at the same offset is reported so its chunk's
+    /// refcount can follow.
+    pub fn put_extent(&mut self, ino: Ino, e: &Extent) -> Result<Option<Extent>, MetaError> {
+        let prior = self.put_versioned(&keys::extent(ino, e.offset), &e.encode())?;
+        Self::replaced_extent(e.offset, prior)
+    }
+
+    /// Removes the extent at `offset`; returns it if its version is gone from storage
+    /// (the caller drops its chunk reference).
+    pub fn delete_extent(&mut self, ino: Ino, offset: u64) -> Result<Option<Extent>, MetaError> {
+        let prior = self.delete_versioned(&keys::extent(ino, offset))?;
+        Self::replaced_extent(offset, prior)
+    }
+
+    fn replaced_extent(offset: u64, prior: Prior) -> Result<Option<Extent>, MetaError> {
+        match prior {
+            Prior::Replaced(old) => Ok(Some(Extent::decode(offset, &old)?)),
+            Prior::Retained(_) | Prior::Absent => Ok(None),
+        }
+    }
+
+    /// Writes the target of symlink `ino`.
+    pub fn put_symlink(&mut self, ino: Ino, target: &[u8]) -> Result<(), MetaError> {
+        self.put_versioned(&keys::symlink(ino), target).map(|_| ())
+    }
+
+    /// Removes the target of symlink `ino`.
+    pub fn delete_symlink(&mut self, ino: Ino) -> Result<(), MetaError> {
+        self.delete_versioned(&keys::symlink(ino)).map(|_| ())
+    }
+
+    /// Writes a chunk record and keeps the zero-ref index in step with its refcount;
+    /// `prev` is the record this replaces (if any), so the `Z` key is only touched when
+    /// the refcount crosses zero.
+    pub fn put_chunk(
+        &mut self,
+        hash: &ChunkHash,
+        c: &ChunkRecord,
+        prev: Option<&ChunkRecord>,
+    ) -> Result<(), MetaError> {
+        self.set(&keys::chunk(hash), &c.encode())?;
+        let was_zero = prev.map(|p| p.refcount == 0);
+        match (c.refcount == 0, was_zero) {
+            (true, Some(false) | None) => self.set(&keys::zero_ref(hash), &[]),
+            (false, Some(true)) => self.del(&keys::zero_ref(hash)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Marks `ino` as unlinked while open.
+    pub fn set_orphan(&mut self, ino: Ino) -> Result<(), MetaError> {
+        self.set(&keys::orphan(ino), &[])
+    }
+
+    /// Clears the orphan mark of `ino`.
+    pub fn clear_orphan(&mut self, ino: Ino) -> Result<(), MetaError> {
+        self.del(&keys::orphan(ino))
+    }
+
+    /// Writes a system value.
+    pub fn set_system(&mut self, name: &str, value: &[u8]) -> Result<(), MetaError> {
+        self.set(&keys::system(name), value)
+    }
+}

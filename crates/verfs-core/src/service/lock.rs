@@ -1,0 +1,112 @@
+//! One daemon per data dir: an exclusive `flock` on `data_dir/verfsnext.lock`, held for
+//! the daemon's lifetime and released by the kernel even on `kill -9`.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+/// Why the data dir cannot be used.
+#[derive(Debug, Error)]
+pub enum LockError {
+    /// The data dir cannot be created or is not a writable directory.
+    #[error("data dir {path}: {message}")]
+    Unusable {
+        /// The data dir.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// Another daemon holds the lock.
+    #[error("data dir {path} is in use by another verfsnext daemon{holder}")]
+    InUse {
+        /// The data dir.
+        path: PathBuf,
+        /// " (pid N)" when known.
+        holder: String,
+    },
+}
+
+/// The held lock; dropping it releases the data dir.
+#[derive(Debug)]
+pub struct DataDirLock {
+    _file: File,
+}
+
+fn unusable(path: &Path, message: String) -> LockError {
+    LockError::Unusable {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
+impl DataDirLock {
+    /// Creates the data dir if needed, checks it is a writable directory and takes the
+    /// lock.
+    ///
+    /// Fails with `Unusable` (naming the path) if it cannot be created, is not a
+    /// directory or is read-only, and with `InUse` if another daemon holds it.
+    pub fn acquire(dir: &Path) -> Result<DataDirLock, LockError> {
+        if dir.exists() && !dir.is_dir() {
+            return Err(unusable(dir, "not a directory".into()));
+        }
+        std::fs::create_dir_all(dir).map_err(|e| unusable(dir, format!("cannot create: {e}")))?;
+        let path = dir.join("verfsnext.lock");
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| unusable(dir, format!("cannot open {}: {e}", path.display())))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&path)
+                    .ok()
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .map(|pid| format!(" (pid {pid})"))
+                    .unwrap_or_default();
+                return Err(LockError::InUse {
+                    path: dir.to_path_buf(),
+                    holder,
+                });
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err(unusable(dir, format!("cannot lock {}: {e}", path.display())))
+            }
+        }
+        file.set_len(0)
+            .and_then(|_| write!(file, "{}", std::process::id()))
+            .and_then(|_| file.sync_all())
+            .map_err(|e| unusable(dir, format!("not writable: {e}")))?;
+        Ok(DataDirLock { _file: file })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_lock_is_refused_until_first_drops() {
+        let d = tempfile::tempdir().unwrap();
+        let a = DataDirLock::acquire(d.path()).unwrap();
+        let e = DataDirLock::acquire(d.path()).unwrap_err();
+        assert!(e.to_string().contains("in use"), "{e}");
+        assert!(e.to_string().contains(&std::process::id().to_string()), "{e}");
+        drop(a);
+        DataDirLock::acquire(d.path()).unwrap();
+    }
+
+    #[test]
+    fn a_file_is_not_a_data_dir() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("file");
+        std::fs::write(&f, b"x").unwrap();
+        let e = DataDirLock::acquire(&f).unwrap_err();
+        assert!(e.to_string().contains("not a directory"), "{e}");
+    }
+}

@@ -1,0 +1,7 @@
+//! Process-level services: the data-dir lock and the periodic sync.
+
+pub mod lock;
+pub mod sync;
+
+pub use lock::{DataDirLock, LockError};
+pub use sync::SyncService;

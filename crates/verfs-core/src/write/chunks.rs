@@ -1,0 +1,184 @@
+//! Turning new file bytes into extents: hash, dedup, compress in parallel, append, and
+//! keep chunk refcounts exact (refcounts count extent versions).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::data::compress;
+use crate::engine::Engine;
+use crate::error::{FsError, FsResult};
+use crate::meta::{ChunkRecord, Extent, Reader, WriteTxn, CHUNK_FLAG_LOST};
+use crate::types::{ChunkHash, Ino, PackId};
+
+/// Where a chunk stored during this batch went; kept across transaction retries so a
+/// retry never appends the same chunk twice.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StoredChunk {
+    pack_id: PackId,
+    stored_len: u32,
+    plain_len: u32,
+    codec: u8,
+}
+
+/// Chunks appended during one batch.
+pub(crate) type Memo = HashMap<ChunkHash, StoredChunk>;
+
+/// New contents for whole chunks of one file: `(offset, bytes)` in offset order.
+pub(crate) type ChunkSpans = Vec<(u64, Vec<u8>)>;
+
+/// Writes `spans` as the file's extents at those offsets: all-zero spans become holes,
+/// the rest are hashed, deduplicated, compressed in parallel and appended to the pack.
+///
+/// Fails if a pack append or a metadata access fails.
+pub(crate) fn put_spans(
+    engine: &Engine,
+    txn: &mut WriteTxn,
+    ino: Ino,
+    spans: ChunkSpans,
+    memo: &mut Memo,
+) -> FsResult<()> {
+    let hasher = engine.packs.hasher();
+    let hashed: Vec<(u64, Option<ChunkHash>, Vec<u8>)> = spans
+        .into_par_iter()
+        .map(|(off, bytes)| {
+            let h = (!is_zero(&bytes)).then(|| hasher.hash(&bytes));
+            (off, h, bytes)
+        })
+        .collect();
+    store_missing(engine, txn, &hashed, memo)?;
+    for (off, hash, bytes) in hashed {
+        match hash {
+            None => {
+                if let Some(old) = txn.delete_extent(ino, off)? {
+                    drop_ref(txn, &old.hash)?;
+                }
+            }
+            Some(hash) => {
+                add_ref(txn, &hash, memo)?;
+                let e = Extent {
+                    offset: off,
+                    hash,
+                    len: bytes.len() as u32,
+                };
+                if let Some(old) = txn.put_extent(ino, &e)? {
+                    drop_ref(txn, &old.hash)?;
+                }
+                engine.cache_chunk(hash, Arc::new(bytes));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Stores every chunk of `hashed` that is neither in the memo nor (intact) in metadata.
+fn store_missing(
+    engine: &Engine,
+    txn: &WriteTxn,
+    hashed: &[(u64, Option<ChunkHash>, Vec<u8>)],
+    memo: &mut Memo,
+) -> FsResult<()> {
+    let mut todo: Vec<(ChunkHash, &[u8])> = Vec::new();
+    for (_, hash, bytes) in hashed {
+        let Some(hash) = hash else { continue };
+        if memo.contains_key(hash) || todo.iter().any(|(h, _)| h == hash) {
+            engine.stats.dedup_hit();
+            continue;
+        }
+        match txn.chunk(hash)? {
+            Some(c) if c.flags & CHUNK_FLAG_LOST == 0 => engine.stats.dedup_hit(),
+            _ => {
+                engine.stats.dedup_miss();
+                todo.push((*hash, bytes));
+            }
+        }
+    }
+    let level = engine.zstd_level;
+    let compressed: Vec<_> = todo
+        .par_iter()
+        .map(|(h, b)| (*h, b.len() as u32, compress::compress(b, level)))
+        .collect();
+    for (hash, plain_len, stored) in compressed {
+        let pack_id = engine.packs.append(hash, plain_len, &stored)?;
+        memo.insert(
+            hash,
+            StoredChunk {
+                pack_id,
+                stored_len: stored.bytes.len() as u32,
+                plain_len,
+                codec: stored.codec.to_byte(),
+            },
+        );
+    }
+    Ok(())
+}
+
+/// Adds one extent-version reference to `hash`, creating or repairing its record from
+/// the memo when needed.
+fn add_ref(txn: &mut WriteTxn, hash: &ChunkHash, memo: &Memo) -> FsResult<()> {
+    let prev = txn.chunk(hash)?;
+    let fresh = memo.get(hash);
+    let next = match (prev, fresh) {
+        (Some(c), _) if c.flags & CHUNK_FLAG_LOST == 0 => ChunkRecord {
+            refcount: c.refcount + 1,
+            ..c
+        },
+        (prev, Some(s)) => ChunkRecord {
+            refcount: prev.map_or(0, |c| c.refcount) + 1,
+            pack_id: s.pack_id,
+            stored_len: s.stored_len,
+            plain_len: s.plain_len,
+            codec: s.codec,
+            flags: 0,
+        },
+        (_, None) => {
+            return Err(FsError::Corrupt(format!(
+                "chunk {hash} neither stored nor known"
+            )))
+        }
+    };
+    txn.put_chunk(hash, &next, prev.as_ref())?;
+    Ok(())
+}
+
+/// Drops one extent-version reference to `hash`; at zero the `Z` index marks it for GC.
+pub(crate) fn drop_ref(txn: &mut WriteTxn, hash: &ChunkHash) -> FsResult<()> {
+    let Some(prev) = txn.chunk(hash)? else {
+        tracing::warn!(%hash, "dropping a reference to a chunk with no record");
+        return Ok(());
+    };
+    let next = ChunkRecord {
+        refcount: prev.refcount.saturating_sub(1),
+        ..prev
+    };
+    txn.put_chunk(hash, &next, Some(&prev))?;
+    Ok(())
+}
+
+fn is_zero(b: &[u8]) -> bool {
+    // Eight bytes at a time keeps the zero test off the profile for large chunks.
+    let words = b.chunks_exact(8);
+    let tail = words.remainder();
+    words
+        .map(|c| u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+        .all(|w| w == 0)
+        && tail.iter().all(|&x| x == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_detection() {
+        assert!(is_zero(&[]));
+        assert!(is_zero(&[0; 17]));
+        let mut v = vec![0u8; 17];
+        v[16] = 1;
+        assert!(!is_zero(&v));
+        v[16] = 0;
+        v[3] = 1;
+        assert!(!is_zero(&v));
+    }
+}

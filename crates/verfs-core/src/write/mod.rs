@@ -1,0 +1,231 @@
+//! The write batcher: group commit of file data changes.
+//!
+//! A FUSE `write` (or a size change, or an `fsync`) becomes a message with a completion
+//! callback; the FUSE thread returns at once. One batcher thread takes whatever is queued
+//! — up to `batch_max_blocks`, `batch_max_memory_mb`, or `batch_max_delay_ms` after the
+//! first message — applies it in one metadata transaction and then calls the completions.
+//! Because the batch closes as soon as the queue is empty (the apply stage is idle), no
+//! operation ever waits for the delay timer: under load, what arrived while one batch was
+//! being applied is the next batch.
+
+mod apply;
+mod chunks;
+
+pub(crate) use apply::drop_all_extents;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::engine::{Engine, PendingOp};
+use crate::error::{FsError, FsResult};
+use crate::meta::Inode;
+use crate::types::Ino;
+
+/// A completion: called exactly once with the outcome, from the batcher thread.
+pub type Done<T> = Box<dyn FnOnce(FsResult<T>) + Send + 'static>;
+
+/// Attribute changes applied together with a size change in the same transaction; it
+/// may run more than once when the transaction is retried.
+pub type AttrEdit = Box<dyn Fn(&mut Inode) + Send + 'static>;
+
+/// When a batch closes.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    /// Most write blocks per batch.
+    pub max_blocks: usize,
+    /// Most write bytes per batch.
+    pub max_bytes: u64,
+    /// Longest a batch stays open after its first message.
+    pub max_delay: Duration,
+}
+
+pub(crate) enum Msg {
+    Write {
+        ino: Ino,
+        seq: u64,
+        offset: u64,
+        data: Arc<[u8]>,
+        done: Done<u32>,
+    },
+    SetSize {
+        ino: Ino,
+        seq: u64,
+        size: u64,
+        edit: AttrEdit,
+        done: Done<Inode>,
+    },
+    Sync {
+        done: Done<()>,
+    },
+    Stop,
+}
+
+/// The handle FUSE threads use to queue data changes.
+pub struct Batcher {
+    engine: Arc<Engine>,
+    tx: Sender<Msg>,
+    stopped: AtomicBool,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Batcher {
+    /// Starts the batcher thread.
+    ///
+    /// Fails if the thread cannot be spawned.
+    pub fn start(engine: Arc<Engine>, limits: BatchLimits) -> std::io::Result<Batcher> {
+        let (tx, rx) = mpsc::channel();
+        let e = engine.clone();
+        let thread = std::thread::Builder::new()
+            .name("verfs-batcher".into())
+            .spawn(move || run(&e, &rx, limits))?;
+        Ok(Batcher {
+            engine,
+            tx,
+            stopped: AtomicBool::new(false),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Queues a write of `data` at `offset`; `done` gets the byte count once committed.
+    pub fn write(&self, ino: Ino, offset: u64, data: &[u8], done: Done<u32>) {
+        if self.stopped.load(Ordering::Acquire) {
+            return done(Err(FsError::ShuttingDown));
+        }
+        let data: Arc<[u8]> = Arc::from(data);
+        let op = PendingOp::Write {
+            offset,
+            data: data.clone(),
+        };
+        self.engine.pending.record(ino, op, |seq| {
+            let msg = Msg::Write {
+                ino,
+                seq,
+                offset,
+                data,
+                done,
+            };
+            if let Err(mpsc::SendError(msg)) = self.tx.send(msg) {
+                fail(msg, FsError::ShuttingDown);
+            }
+        });
+    }
+
+    /// Queues a size change (truncate or extend) plus attribute edits made in the same
+    /// transaction; `done` gets the resulting inode.
+    pub fn set_size(&self, ino: Ino, size: u64, edit: AttrEdit, done: Done<Inode>) {
+        if self.stopped.load(Ordering::Acquire) {
+            return done(Err(FsError::ShuttingDown));
+        }
+        self.engine
+            .pending
+            .record(ino, PendingOp::Truncate { size }, |seq| {
+                let msg = Msg::SetSize {
+                    ino,
+                    seq,
+                    size,
+                    edit,
+                    done,
+                };
+                if let Err(mpsc::SendError(msg)) = self.tx.send(msg) {
+                    fail(msg, FsError::ShuttingDown);
+                }
+            });
+    }
+
+    /// Queues a durability barrier: `done` runs once everything queued before it is
+    /// committed and synced to disk. Barriers in one batch share one sync.
+    pub fn sync(&self, done: Done<()>) {
+        if self.stopped.load(Ordering::Acquire) {
+            // Nothing can be queued any more; what was queued is drained by `stop`.
+            return done(self.engine.sync_durable());
+        }
+        if let Err(mpsc::SendError(msg)) = self.tx.send(Msg::Sync { done }) {
+            fail(msg, FsError::ShuttingDown);
+        }
+    }
+
+    /// Applies everything queued, then stops the thread. Later calls fail with
+    /// `ShuttingDown`.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        let _ = self.tx.send(Msg::Stop);
+        let handle = self
+            .thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(h) = handle {
+            if h.join().is_err() {
+                tracing::error!("write batcher thread panicked");
+            }
+        }
+    }
+}
+
+/// Completes a message that will never be applied.
+fn fail(msg: Msg, e: FsError) {
+    match msg {
+        Msg::Write { done, .. } => done(Err(e)),
+        Msg::SetSize { done, .. } => done(Err(e)),
+        Msg::Sync { done } => done(Err(e)),
+        Msg::Stop => {}
+    }
+}
+
+/// One batch being collected.
+#[derive(Default)]
+pub(crate) struct Batch {
+    pub msgs: Vec<Msg>,
+    pub blocks: usize,
+    pub bytes: u64,
+    pub stop: bool,
+}
+
+impl Batch {
+    fn push(&mut self, m: Msg) {
+        match &m {
+            Msg::Write { data, .. } => {
+                self.blocks += 1;
+                self.bytes += data.len() as u64;
+            }
+            Msg::SetSize { .. } => self.blocks += 1,
+            Msg::Sync { .. } => {}
+            Msg::Stop => {
+                self.stop = true;
+                return;
+            }
+        }
+        self.msgs.push(m);
+    }
+
+    fn full(&self, l: &BatchLimits) -> bool {
+        self.blocks >= l.max_blocks || self.bytes >= l.max_bytes || self.stop
+    }
+}
+
+fn run(engine: &Engine, rx: &Receiver<Msg>, limits: BatchLimits) {
+    loop {
+        let Ok(first) = rx.recv() else { return };
+        let opened = Instant::now();
+        let mut batch = Batch::default();
+        batch.push(first);
+        while !batch.full(&limits) && opened.elapsed() < limits.max_delay {
+            match rx.try_recv() {
+                Ok(m) => batch.push(m),
+                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
+            }
+        }
+        let stop = batch.stop;
+        apply::apply_batch(engine, batch);
+        if stop {
+            // Anything that raced in after Stop is answered, never dropped silently.
+            while let Ok(m) = rx.try_recv() {
+                fail(m, FsError::ShuttingDown);
+            }
+            return;
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! Command-line parsing and the commands.
+
+mod config;
+mod mount;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// VerFSNext: a deduplicating, compressing, snapshotting FUSE filesystem.
+#[derive(Debug, Parser)]
+#[command(name = "verfsnext", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Mount the filesystem and serve it in the foreground until SIGINT, SIGTERM or an
+    /// external unmount.
+    Mount(MountArgs),
+}
+
+/// Where the configuration and data live; shared by every command that finds a daemon.
+#[derive(Debug, clap::Args)]
+pub struct ConfigArgs {
+    /// Configuration file (default: ./config.toml, ~/.config/verfsnext/config.toml,
+    /// /etc/verfsnext/config.toml, else built-in defaults).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory (overrides `data_dir` of the configuration).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct MountArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Where to mount (overrides `mount_point` of the configuration).
+    mountpoint: Option<PathBuf>,
+}
+
+/// Runs the command line; errors are printed as one line on stderr.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let res = match cli.command {
+        Command::Mount(a) => mount::run(&a.config, a.mountpoint),
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("verfsnext: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! `fuser::Filesystem` for VerFSNext: each method parses the request, calls the core and
+//! replies or maps the error.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use fuser::{
+    BsdFileFlags, FileHandle as FuseFh, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig,
+    LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request,
+    TimeOrNow, WriteFlags,
+};
+use verfs_core::fs::{Caller, Fs, SetAttr};
+use verfs_core::types::{FileHandle, Ino};
+
+use super::attr::{errno, to_attr, to_kind, to_time, to_timestamp};
+
+/// The FUSE face of a mounted [`Fs`].
+pub struct Adapter {
+    fs: Arc<Fs>,
+    ttl: Duration,
+}
+
+impl Adapter {
+    /// Wraps a started filesystem.
+    pub fn new(fs: Arc<Fs>) -> Adapter {
+        let ttl = fs.attr_ttl();
+        Adapter { fs, ttl }
+    }
+
+    fn entry(&self, op: &str, r: verfs_core::FsResult<verfs_core::fs::Attr>, reply: ReplyEntry) {
+        match r {
+            Ok(a) => reply.entry(&self.ttl, &to_attr(&a), Generation(a.generation)),
+            Err(e) => reply.error(errno(op, &e)),
+        }
+    }
+}
+
+fn caller(req: &Request) -> Caller {
+    Caller {
+        uid: req.uid(),
+        gid: req.gid(),
+        pid: req.pid(),
+    }
+}
+
+fn ino(i: INodeNo) -> Ino {
+    Ino(i.0)
+}
+
+fn fh(f: FuseFh) -> FileHandle {
+    FileHandle(f.0)
+}
+
+fn name(n: &OsStr) -> &[u8] {
+    n.as_bytes()
+}
+
+fn empty(op: &'static str, r: verfs_core::FsResult<()>, reply: ReplyEmpty) {
+    match r {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(errno(op, &e)),
+    }
+}
+
+impl Filesystem for Adapter {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        use fuser::InitFlags as F;
+        for cap in [F::FUSE_DO_READDIRPLUS, F::FUSE_READDIRPLUS_AUTO, F::FUSE_PARALLEL_DIROPS] {
+            if config.add_capabilities(cap).is_err() {
+                tracing::debug!(?cap, "kernel lacks capability");
+            }
+        }
+        let _ = config.set_max_background(64);
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEntry) {
+        self.entry("lookup", self.fs.lookup(ino(parent), name(n)), reply);
+    }
+
+    // Nothing is kept per kernel lookup: inodes live in metadata and unlinked-but-open
+    // files are tracked by open handles, so forget (and fuser's default batch_forget,
+    // which calls it) has nothing to release.
+    fn forget(&self, _req: &Request, _ino: INodeNo, _nlookup: u64) {}
+
+    fn getattr(&self, _req: &Request, i: INodeNo, _fh: Option<FuseFh>, reply: ReplyAttr) {
+        match self.fs.getattr(ino(i)) {
+            Ok(a) => reply.attr(&self.ttl, &to_attr(&a)),
+            Err(e) => reply.error(errno("getattr", &e)),
+        }
+    }
+
+    fn setattr(
+        &self,
+        req: &Request,
+        i: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        ctime: Option<SystemTime>,
+        f: Option<FuseFh>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let changes = SetAttr {
+            mode,
+            uid,
+            gid,
+            size,
+            atime: atime.map(to_time),
+            mtime: mtime.map(to_time),
+            ctime: ctime.map(to_timestamp),
+            fh: f.map(fh),
+        };
+        let ttl = self.ttl;
+        self.fs.setattr(
+            caller(req),
+            ino(i),
+            changes,
+            Box::new(move |r| match r {
+                Ok(a) => reply.attr(&ttl, &to_attr(&a)),
+                Err(e) => reply.error(errno("setattr", &e)),
+            }),
+        );
+    }
+
+    fn readlink(&self, _req: &Request, i: INodeNo, reply: ReplyData) {
+        match self.fs.readlink(ino(i)) {
+            Ok(t) => reply.data(&t),
+            Err(e) => reply.error(errno("readlink", &e)),
+        }
+    }
+
+    fn mknod(&self, req: &Request, p: INodeNo, n: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
+        self.entry("mknod", self.fs.mknod(caller(req), ino(p), name(n), mode, umask, rdev), reply);
+    }
+
+    fn mkdir(&self, req: &Request, p: INodeNo, n: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+        self.entry("mkdir", self.fs.mkdir(caller(req), ino(p), name(n), mode, umask), reply);
+    }
+
+    fn unlink(&self, req: &Request, p: INodeNo, n: &OsStr, reply: ReplyEmpty) {
+        empty("unlink", self.fs.unlink(caller(req), ino(p), name(n)), reply);
+    }
+
+    fn rmdir(&self, req: &Request, p: INodeNo, n: &OsStr, reply: ReplyEmpty) {
+        empty("rmdir", self.fs.rmdir(caller(req), ino(p), name(n)), reply);
+    }
+
+    fn symlink(&self, req: &Request, p: INodeNo, n: &OsStr, target: &std::path::Path, reply: ReplyEntry) {
+        let t = target.as_os_str().as_bytes();
+        self.entry("symlink", self.fs.symlink(caller(req), ino(p), name(n), t), reply);
+    }
+
+    fn rename(
+        &self,
+        req: &Request,
+        p: INodeNo,
+        n: &OsStr,
+        np: INodeNo,
+        nn: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let r = self.fs.rename(caller(req), ino(p), name(n), ino(np), name(nn), flags.bits());
+        empty("rename", r, reply);
+    }
+
+    fn link(&self, req: &Request, i: INodeNo, np: INodeNo, nn: &OsStr, reply: ReplyEntry) {
+        self.entry("link", self.fs.link(caller(req), ino(i), ino(np), name(nn)), reply);
+    }
+
+    fn open(&self, req: &Request, i: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        match self.fs.open(caller(req), ino(i), flags.0) {
+            Ok(h) => reply.opened(FuseFh(h.0), FopenFlags::empty()),
+            Err(e) => reply.error(errno("open", &e)),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        i: INodeNo,
+        f: FuseFh,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        match self.fs.read(ino(i), fh(f), offset, size) {
+            Ok(d) => reply.data(&d),
+            Err(e) => reply.error(errno("read", &e)),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        i: INodeNo,
+        f: FuseFh,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        self.fs.write(
+            ino(i),
+            fh(f),
+            offset,
+            data,
+            Box::new(move |r| match r {
+                Ok(n) => reply.written(n),
+                Err(e) => reply.error(errno("write", &e)),
+            }),
+        );
+    }
+
+    fn flush(&self, _req: &Request, i: INodeNo, f: FuseFh, _lock_owner: LockOwner, reply: ReplyEmpty) {
+        empty("flush", self.fs.flush(ino(i), fh(f)), reply);
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        i: INodeNo,
+        f: FuseFh,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        empty("release", self.fs.release(ino(i), fh(f)), reply);
+    }
+
+    fn fsync(&self, _req: &Request, i: INodeNo, _f: FuseFh, _datasync: bool, reply: ReplyEmpty) {
+        self.fs.fsync(ino(i), Box::new(move |r| empty("fsync", r, reply)));
+    }
+
+    fn opendir(&self, _req: &Request, i: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.fs.opendir(ino(i)) {
+            Ok(h) => reply.opened(FuseFh(h.0), FopenFlags::empty()),
+            Err(e) => reply.error(errno("opendir", &e)),
+        }
+    }
+
+    fn readdir(&self, _req: &Request, _i: INodeNo, f: FuseFh, offset: u64, mut reply: ReplyDirectory) {
+        let r = self.fs.readdir(fh(f), offset, false, |e| {
+            reply.add(INodeNo(e.ino.0), e.offset, to_kind(e.kind), OsStr::from_bytes(&e.name))
+        });
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno("readdir", &e)),
+        }
+    }
+
+    fn readdirplus(&self, _req: &Request, _i: INodeNo, f: FuseFh, offset: u64, mut reply: ReplyDirectoryPlus) {
+        let ttl = self.ttl;
+        let r = self.fs.readdir(fh(f), offset, true, |e| match &e.attr {
+            Some(a) => reply.add(
+                INodeNo(e.ino.0),
+                e.offset,
+                OsStr::from_bytes(&e.name),
+                &ttl,
+                &to_attr(a),
+                Generation(a.generation),
+            ),
+            // Vanished between listing and stat: skip it rather than fail the listing.
+            None => false,
+        });
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno("readdirplus", &e)),
+        }
+    }
+
+    fn releasedir(&self, _req: &Request, _i: INodeNo, f: FuseFh, _flags: OpenFlags, reply: ReplyEmpty) {
+        self.fs.releasedir(fh(f));
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _i: INodeNo, reply: ReplyStatfs) {
+        match self.fs.statfs() {
+            Ok(s) => reply.statfs(s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.bsize),
+            Err(e) => reply.error(errno("statfs", &e)),
+        }
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        p: INodeNo,
+        n: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        match self.fs.create(caller(req), ino(p), name(n), mode, umask, flags) {
+            Ok((a, h)) => reply.created(
+                &self.ttl,
+                &to_attr(&a),
+                Generation(a.generation),
+                FuseFh(h.0),
+                FopenFlags::empty(),
+            ),
+            Err(e) => reply.error(errno("create", &e)),
+        }
+    }
+}

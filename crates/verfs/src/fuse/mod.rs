@@ -1,0 +1,141 @@
+//! The FUSE side: the adapter, the mount, and the shutdown barrier.
+//!
+//! `serve` mounts, runs the session threads, and waits for SIGINT/SIGTERM or for the
+//! session to end (external unmount). Either way it then unmounts, waits for the
+//! session threads (aborting the connection if open files keep a lazy unmount alive),
+//! and shuts the filesystem down: drain batches, sync packs then metadata, clean mark.
+
+mod adapter;
+mod attr;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use fuser::{Config as FuseConfig, MountOption, Session, SessionACL};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use verfs_core::fs::Fs;
+use verfs_core::Config;
+
+pub use adapter::Adapter;
+
+/// How long to wait for the session threads after unmounting before aborting.
+const UNMOUNT_GRACE: Duration = Duration::from_secs(10);
+
+enum Event {
+    Signal(i32),
+    SessionEnded(std::io::Result<()>),
+}
+
+fn mount_config(cfg: &Config) -> FuseConfig {
+    let mut c = FuseConfig::default();
+    c.mount_options = vec![
+        MountOption::FSName(cfg.fsname.clone()),
+        // fuser's direct mount ignores `Subtype`; the kernel takes it as a mount option.
+        MountOption::CUSTOM(format!("subtype={}", cfg.subtype)),
+        MountOption::DefaultPermissions,
+        MountOption::RW,
+        MountOption::Suid,
+        MountOption::Dev,
+    ];
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    c.acl = if root { SessionACL::All } else { SessionACL::Owner };
+    c.n_threads = Some(cfg.n_threads);
+    c.clone_fd = true;
+    c
+}
+
+/// Mounts `fs` at `cfg.mount_point` and serves it until a signal or an unmount, then
+/// shuts down cleanly.
+///
+/// Fails if the mount fails or the final shutdown cannot make data durable.
+pub fn serve(fs: Fs, cfg: &Config) -> Result<()> {
+    let fs = Arc::new(fs);
+    let mut session = match Session::new(Adapter::new(fs.clone()), &cfg.mount_point, &mount_config(cfg)) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = fs.shutdown();
+            return Err(e).with_context(|| format!("cannot mount on {}", cfg.mount_point.display()));
+        }
+    };
+    let mut unmounter = session.unmount_callable();
+    let (tx, rx) = mpsc::channel();
+    let stx = tx.clone();
+    let session_thread = std::thread::Builder::new()
+        .name("verfs-session".into())
+        .spawn(move || {
+            let _ = stx.send(Event::SessionEnded(session.run()));
+        })
+        .context("cannot start session thread")?;
+    // Only now: stat-ing the mount root needs the session threads to answer.
+    let conn = connection_id(&cfg.mount_point);
+    watch_signals(tx)?;
+    tracing::info!(mount = %cfg.mount_point.display(), "mounted");
+    let first = rx.recv().unwrap_or(Event::Signal(0));
+    if let Event::SessionEnded(Err(e)) = &first {
+        tracing::error!(error = %e, "FUSE session ended with an error");
+    }
+    if let Event::Signal(sig) = first {
+        tracing::info!(sig, "signal received; unmounting");
+        if let Err(e) = unmounter.unmount() {
+            tracing::warn!(error = %e, "unmount failed");
+        }
+        if !wait_session_end(&rx) {
+            tracing::warn!("session still busy after unmount; aborting the connection");
+            abort_connection(conn);
+        }
+    } else {
+        tracing::info!("filesystem was unmounted externally");
+    }
+    let _ = session_thread.join();
+    fs.shutdown().context("shutdown")?;
+    tracing::info!("clean shutdown complete");
+    Ok(())
+}
+
+/// Waits up to `UNMOUNT_GRACE` for the session to end, ignoring repeated signals.
+fn wait_session_end(rx: &mpsc::Receiver<Event>) -> bool {
+    let deadline = std::time::Instant::now() + UNMOUNT_GRACE;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Event::SessionEnded(_)) => return true,
+            Ok(Event::Signal(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+fn watch_signals(tx: mpsc::Sender<Event>) -> Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .context("cannot install signal handlers")?;
+    std::thread::Builder::new()
+        .name("verfs-signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if tx.send(Event::Signal(sig)).is_err() {
+                    return;
+                }
+            }
+        })
+        .context("cannot start signal thread")?;
+    Ok(())
+}
+
+/// The FUSE connection number of the mount (minor of its device), for aborting it.
+fn connection_id(mountpoint: &Path) -> Option<u64> {
+    let dev = std::fs::metadata(mountpoint).ok()?.dev();
+    Some(u64::from(libc::minor(dev)))
+}
+
+fn abort_connection(conn: Option<u64>) {
+    let Some(id) = conn else { return };
+    let path = format!("/sys/fs/fuse/connections/{id}/abort");
+    if let Err(e) = std::fs::write(&path, b"1") {
+        tracing::warn!(error = %e, path, "cannot abort FUSE connection");
+    }
+}

@@ -1,0 +1,8 @@
+//! The VerFSNext daemon and command line: the only crate that knows fuser and clap.
+//!
+//! - [`cli`] parses the command line, finds the configuration and runs a command.
+//! - [`fuse`] adapts `fuser::Filesystem` calls to `verfs_core::fs::Fs` and runs the
+//!   mount until a signal or an external unmount.
+
+pub mod cli;
+pub mod fuse;

@@ -1,0 +1,288 @@
+//! Harness for mounted integration tests.
+//!
+//! [`TestFs`] owns a fresh temporary directory holding `data/` (the daemon's data dir),
+//! `mnt/` (the mount point) and `daemon.log` (the daemon's stderr and stdout, appended
+//! across restarts). It starts `verfsnext mount` in the foreground, waits until the mount
+//! shows up in `/proc/mounts`, and stops it with SIGINT or SIGKILL. Dropping it never
+//! leaves a mount or a daemon behind, even when the test panics.
+//!
+//! Every external command runs under `timeout`, so a hung filesystem fails a test instead
+//! of hanging the suite.
+
+#![allow(dead_code)]
+
+mod util;
+
+use std::fs::{self, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+pub use util::*;
+
+/// The daemon binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_verfsnext");
+/// The fstype a verfsnext mount has in `/proc/mounts`.
+pub const FSTYPE: &str = "fuse.verfsnext";
+
+const MOUNT_WAIT: Duration = Duration::from_secs(30);
+const STOP_WAIT: Duration = Duration::from_secs(60);
+const POLL: Duration = Duration::from_millis(50);
+
+/// One test filesystem: a temp dir, a data dir, a mount point and at most one daemon.
+pub struct TestFs {
+    dir: tempfile::TempDir,
+    /// The data dir passed with `--data-dir`.
+    pub data: PathBuf,
+    /// The mount point.
+    pub mnt: PathBuf,
+    child: Option<Child>,
+}
+
+impl TestFs {
+    /// A fresh temp dir with empty `data/` and `mnt/`.
+    pub fn new() -> Self {
+        let dir = tempdir();
+        let data = dir.path().join("data");
+        fs::create_dir(&data).expect("create data dir");
+        Self::with_data_dir(dir, data)
+    }
+
+    /// A fresh temp dir with `mnt/`, using `data` (which may live elsewhere) as data dir.
+    pub fn with_data(data: &Path) -> Self {
+        Self::with_data_dir(tempdir(), data.to_path_buf())
+    }
+
+    fn with_data_dir(dir: tempfile::TempDir, data: PathBuf) -> Self {
+        let mnt = dir.path().join("mnt");
+        fs::create_dir(&mnt).expect("create mount point");
+        TestFs {
+            dir,
+            data,
+            mnt,
+            child: None,
+        }
+    }
+
+    /// The temp dir owned by this filesystem (outside the mount; for source files).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Absolute path of `rel` inside the mount, as a string for shell commands.
+    pub fn m(&self, rel: &str) -> String {
+        path_str(&self.mnt.join(rel))
+    }
+
+    /// Absolute path of `rel` inside the temp dir (outside the mount).
+    pub fn t(&self, rel: &str) -> String {
+        path_str(&self.dir.path().join(rel))
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("daemon.log")
+    }
+
+    /// A command with the environment the daemon runs in: no `RUST_LOG`, and `HOME`,
+    /// XDG dirs and the working directory inside the temp dir so no stray config is found.
+    pub fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env_remove("RUST_LOG")
+            .env("HOME", self.dir.path())
+            .env("XDG_CONFIG_HOME", self.dir.path().join("xdg-config"))
+            .env("XDG_DATA_HOME", self.dir.path().join("xdg-data"))
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Starts the daemon and waits until the mount is live.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "daemon already running");
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("open daemon log");
+        let child = self
+            .command(BIN)
+            .arg("mount")
+            .arg("--data-dir")
+            .arg(&self.data)
+            .arg(&self.mnt)
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn verfsnext mount");
+        self.child = Some(child);
+        self.wait_mounted();
+    }
+
+    fn wait_mounted(&mut self) {
+        let deadline = Instant::now() + MOUNT_WAIT;
+        loop {
+            if mount_fstype(&self.mnt).as_deref() == Some(FSTYPE) {
+                return;
+            }
+            if let Some(status) = self.try_wait() {
+                panic!(
+                    "daemon exited with {status} before mounting; log:\n{}",
+                    self.log()
+                );
+            }
+            if Instant::now() > deadline {
+                panic!("mount not ready after {MOUNT_WAIT:?}; log:\n{}", self.log());
+            }
+            sleep(POLL);
+        }
+    }
+
+    /// Exit status if the daemon has exited; `None` while it runs.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        let child = self.child.as_mut().expect("no daemon started");
+        child.try_wait().expect("wait for daemon")
+    }
+
+    /// Asserts that the daemon process is running and its mount is live.
+    pub fn assert_alive(&mut self) {
+        if let Some(status) = self.try_wait() {
+            panic!("daemon died with {status}; log:\n{}", self.log());
+        }
+        assert_eq!(
+            mount_fstype(&self.mnt).as_deref(),
+            Some(FSTYPE),
+            "mount at {} is gone while the daemon runs",
+            self.mnt.display()
+        );
+    }
+
+    fn pid(&self) -> libc::pid_t {
+        let child = self.child.as_ref().expect("no daemon started");
+        libc::pid_t::try_from(child.id()).expect("pid fits pid_t")
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        // SAFETY: kill(2) has no memory-safety preconditions; the pid is our own child,
+        // which has not been reaped yet (we still hold its `Child`).
+        let rc = unsafe { libc::kill(self.pid(), sig) };
+        assert_eq!(rc, 0, "kill({}, {sig}) failed", self.pid());
+    }
+
+    /// Waits for the daemon to exit, up to `limit`; `None` on timeout.
+    fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            sleep(POLL);
+        }
+        None
+    }
+
+    /// Clean shutdown: SIGINT, exit status 0 within 60 s, mount gone.
+    pub fn stop(&mut self) {
+        self.stop_with(libc::SIGINT);
+    }
+
+    /// Clean shutdown with the given signal (SIGINT or SIGTERM).
+    pub fn stop_with(&mut self, sig: libc::c_int) {
+        self.signal(sig);
+        let status = self.wait_exit(STOP_WAIT).unwrap_or_else(|| {
+            panic!(
+                "daemon did not exit {STOP_WAIT:?} after signal {sig}; log:\n{}",
+                self.log()
+            )
+        });
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "daemon exit status after signal {sig}: {status}; log:\n{}",
+            self.log()
+        );
+        assert_eq!(
+            mount_fstype(&self.mnt),
+            None,
+            "mount still in /proc/mounts after clean exit"
+        );
+    }
+
+    /// Crash: SIGKILL the daemon, then lazily unmount the dead mount.
+    pub fn kill9(&mut self) {
+        self.signal(libc::SIGKILL);
+        let status = self
+            .wait_exit(Duration::from_secs(30))
+            .expect("daemon reaped after SIGKILL");
+        assert!(
+            status.code().is_none(),
+            "daemon exited on its own before SIGKILL: {status}"
+        );
+        // The mount may already be gone if the daemon used auto_unmount.
+        let _ = run_timeout(10, "fusermount3", &["-uz", &path_str(&self.mnt)]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while mount_fstype(&self.mnt).is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "mount still present after fusermount3 -uz"
+            );
+            sleep(POLL);
+        }
+    }
+
+    /// Stops and starts the daemon again.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.start();
+    }
+
+    /// Everything the daemon wrote to stderr/stdout so far, across restarts.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_else(|e| format!("<no log: {e}>"))
+    }
+
+    /// Asserts that no daemon run so far panicked.
+    pub fn assert_no_panic(&self) {
+        let log = self.log();
+        let bad: Vec<&str> = log.lines().filter(|l| l.contains("panicked")).collect();
+        assert!(
+            bad.is_empty(),
+            "daemon log contains panics: {bad:#?}\nfull log:\n{log}"
+        );
+    }
+
+    /// Pack files (`DIR/packs/*.vpk`), sorted by name.
+    pub fn packs(&self) -> Vec<PathBuf> {
+        let dir = self.data.join("packs");
+        let mut packs: Vec<PathBuf> = fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+            .map(|e| e.expect("read packs entry").path())
+            .filter(|p| p.extension().is_some_and(|x| x == "vpk"))
+            .collect();
+        packs.sort();
+        packs
+    }
+}
+
+impl Drop for TestFs {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "---- daemon log ({}) ----\n{}",
+                self.log_path().display(),
+                self.log()
+            );
+        }
+        if mount_fstype(&self.mnt).is_some() {
+            let _ = run_timeout(10, "fusermount3", &["-uz", &path_str(&self.mnt)]);
+        }
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                sleep(POLL);
+            }
+        }
+    }
+}

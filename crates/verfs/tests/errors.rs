@@ -1,0 +1,218 @@
+//! Error handling through the real binary: startup errors exit non-zero with a message
+//! naming the offending path or field; runtime errors (full disk, corrupted pack) reach
+//! the caller as errnos while the daemon keeps running.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::*;
+
+/// Runs `verfsnext mount ARGS` expecting it to fail within 30 s; returns its stderr.
+fn expect_startup_failure(fs: &TestFs, args: &[&str]) -> String {
+    let out = fs
+        .command("timeout")
+        .args(["-k", "5", "30", BIN, "mount"])
+        .args(args)
+        .output()
+        .expect("run verfsnext mount");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let code = out.status.code();
+    assert!(
+        !matches!(code, Some(124) | Some(137)),
+        "verfsnext mount {args:?} did not exit within 30 s; stderr:\n{stderr}"
+    );
+    assert!(
+        code.is_some(),
+        "verfsnext mount {args:?} died by signal: {}",
+        out.status
+    );
+    assert_ne!(
+        code,
+        Some(0),
+        "verfsnext mount {args:?} succeeded; stderr:\n{stderr}"
+    );
+    assert!(!stderr.trim().is_empty(), "no error message on stderr");
+    assert!(
+        !stderr.contains("panicked"),
+        "startup error panicked:\n{stderr}"
+    );
+    stderr
+}
+
+fn data_arg(fs: &TestFs) -> String {
+    path_str(&fs.data)
+}
+
+#[test]
+fn missing_mount_point_is_rejected() {
+    let fs = TestFs::new();
+    let mnt = fs.t("no-such-mountpoint");
+    let err = expect_startup_failure(&fs, &["--data-dir", &data_arg(&fs), &mnt]);
+    assert!(
+        err.contains("no-such-mountpoint"),
+        "message does not name the path:\n{err}"
+    );
+}
+
+#[test]
+fn mount_point_that_is_a_file_is_rejected() {
+    let fs = TestFs::new();
+    let file = fs.t("plain-file");
+    fs::write(&file, b"not a directory").expect("create plain file");
+    let err = expect_startup_failure(&fs, &["--data-dir", &data_arg(&fs), &file]);
+    assert!(
+        err.contains("plain-file"),
+        "message does not name the path:\n{err}"
+    );
+    assert_eq!(
+        mount_fstype(Path::new(&file)),
+        None,
+        "something got mounted on the file"
+    );
+}
+
+#[test]
+fn unknown_config_field_is_rejected() {
+    let fs = TestFs::new();
+    let config = fs.t("bad.toml");
+    fs::write(&config, "bogus_field = 1\n").expect("write config");
+    let (data, mnt) = (data_arg(&fs), path_str(&fs.mnt));
+    let err = expect_startup_failure(&fs, &["--config", &config, "--data-dir", &data, &mnt]);
+    assert!(
+        err.contains("bogus_field"),
+        "message does not name the field:\n{err}"
+    );
+    assert_eq!(mount_fstype(&fs.mnt), None, "mounted despite a bad config");
+}
+
+#[test]
+fn second_daemon_on_same_data_dir_is_rejected() {
+    let mut fs = TestFs::new();
+    fs.start();
+    let mnt2 = fs.t("mnt2");
+    fs::create_dir(&mnt2).expect("create second mount point");
+    let err = expect_startup_failure(&fs, &["--data-dir", &data_arg(&fs), &mnt2]);
+    assert!(
+        err.to_lowercase().contains("in use"),
+        "message lacks 'in use':\n{err}"
+    );
+    assert_eq!(
+        mount_fstype(Path::new(&mnt2)),
+        None,
+        "second daemon mounted"
+    );
+
+    fs.assert_alive();
+    sh_ok(&format!("cp /etc/hosts {}", fs.m("h")));
+    assert_eq!(sha256(&fs.m("h")), sha256("/etc/hosts"));
+    fs.stop();
+    fs.assert_no_panic();
+}
+
+#[test]
+fn read_only_data_dir_is_rejected() {
+    let tmpfs = Tmpfs::new("16m");
+    let data = tmpfs.path().join("data");
+    fs::create_dir(&data).expect("create data dir on tmpfs");
+    tmpfs.remount_ro();
+    let fs = TestFs::with_data(&data);
+    let mnt = path_str(&fs.mnt);
+    let err = expect_startup_failure(&fs, &["--data-dir", &path_str(&data), &mnt]);
+    let tmp = path_str(tmpfs.path());
+    assert!(
+        err.contains(&tmp),
+        "message does not name the data dir {tmp}:\n{err}"
+    );
+    assert_eq!(
+        mount_fstype(&fs.mnt),
+        None,
+        "mounted on a read-only data dir"
+    );
+}
+
+/// Writes `len` random bytes to `M/name` durably; returns the expected sha256.
+fn write_durable(fs: &TestFs, name: &str, len: usize, seed: u64) -> String {
+    let src = fs.t(&format!("{name}.src"));
+    write_random(&src, len, seed);
+    sh_ok(&format!(
+        "dd if={src} of={} bs=64k conv=fsync status=none",
+        fs.m(name)
+    ));
+    sha256(&src)
+}
+
+#[test]
+fn full_disk_gives_enospc_and_keeps_earlier_data() {
+    let tmpfs = Tmpfs::new("40m");
+    let data = tmpfs.path().join("data");
+    fs::create_dir(&data).expect("create data dir on tmpfs");
+    let mut fs = TestFs::with_data(&data);
+    fs.start();
+    let early = write_durable(&fs, "early", 1 << 20, 200);
+
+    let big = fs.m("big");
+    let err = sh_fail(&format!(
+        "dd if=/dev/urandom of={big} bs=1M count=100 conv=fsync"
+    ));
+    assert!(
+        err.contains("No space left on device") || err.contains("Input/output error"),
+        "dd on a full disk failed with an unexpected error:\n{err}"
+    );
+    fs.assert_alive();
+    assert_eq!(
+        sha256(&fs.m("early")),
+        early,
+        "earlier file changed on a full disk"
+    );
+    sh_ok(&format!("ls -la {}", fs.m("")));
+
+    fs.stop();
+    fs.start();
+    assert_eq!(
+        sha256(&fs.m("early")),
+        early,
+        "earlier file changed after remount"
+    );
+    fs.stop();
+    fs.assert_no_panic();
+}
+
+#[test]
+fn corrupted_pack_record_gives_eio_and_daemon_survives() {
+    let mut fs = TestFs::new();
+    fs.start();
+    // `a` is written and synced first, so its first chunk is the pack's first record.
+    write_durable(&fs, "a", 3 << 20, 300);
+    let b = write_durable(&fs, "b", 200_000, 301);
+    fs.stop();
+
+    let packs = fs.packs();
+    assert!(
+        !packs.is_empty(),
+        "no .vpk pack files in {}",
+        fs.data.display()
+    );
+    // Inside the first record's payload: 16-byte file header + 36-byte record header + 100.
+    flip_bytes(&packs[0], 16 + 36 + 100, 64);
+
+    fs.start();
+    let a = fs.m("a");
+    for attempt in 0..2 {
+        let err = sh_fail(&format!("cat {a} > /dev/null"));
+        assert!(
+            err.contains("Input/output error"),
+            "read of corrupted file (attempt {attempt}) failed without EIO:\n{err}"
+        );
+        fs.assert_alive();
+    }
+    assert_eq!(
+        sha256(&fs.m("b")),
+        b,
+        "undamaged file unreadable after corruption"
+    );
+    sh_ok(&format!("ls -la {}", fs.m("")));
+    fs.stop();
+    fs.assert_no_panic();
+}
