@@ -135,6 +135,29 @@ impl Store {
         Ok(View::new(tx, self.live_generation()))
     }
 
+    /// A read view of the filesystem as of generation `gen` (a snapshot's view).
+    ///
+    /// Fails only if SurrealKV cannot start a transaction.
+    pub fn view_at(&self, gen: Generation) -> Result<View, MetaError> {
+        let tx = self
+            .tree
+            .begin_with_mode(Mode::ReadOnly)
+            .map_err(|e| MetaError::kv("begin read", e))?;
+        Ok(View::new(tx, gen))
+    }
+
+    /// Freezes the current live generation (for a snapshot) and starts the next one;
+    /// returns the frozen generation. O(1): no record is copied.
+    ///
+    /// Fails if the new generation cannot be committed.
+    pub fn advance_generation(&self) -> Result<Generation, MetaError> {
+        let frozen = self.live_generation();
+        let next = frozen.0 + 1;
+        self.set_system(SYS_LIVE_GEN, &records::encode_u64(next))?;
+        self.live_gen.store(next, Ordering::SeqCst);
+        Ok(frozen)
+    }
+
     /// Runs `f` in a write transaction and commits it, retrying the whole closure when
     /// another transaction wrote one of the same keys first.
     ///
@@ -259,3 +282,6 @@ fn last_raw_key(
         Ok(None)
     }
 }
+
+#[cfg(test)]
+mod tests;
