@@ -35,6 +35,7 @@ fn check_after_crash(fs: &TestFs, durable: &BTreeMap<String, String>) {
     let big = fs.m("big");
     if Path::new(&big).exists() {
         // Whatever survived of the interrupted write must read without I/O errors.
+        eprintln!("after crash: {big} has {} bytes", size_of(&big));
         sh_ok(&format!("cat {big} > /dev/null"));
     }
 }
