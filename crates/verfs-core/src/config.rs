@@ -168,7 +168,12 @@ impl Config {
         range("batch_max_blocks", self.batch_max_blocks, 1, 1_000_000)?;
         range("batch_max_delay_ms", self.batch_max_delay_ms, 1, 60_000)?;
         range("batch_max_memory_mb", self.batch_max_memory_mb, 1, 16_384)?;
-        range("ultracdc_min_size_bytes", self.ultracdc_min_size_bytes, 64, 1 << 24)?;
+        range(
+            "ultracdc_min_size_bytes",
+            self.ultracdc_min_size_bytes,
+            64,
+            1 << 24,
+        )?;
         range(
             "ultracdc_avg_size_bytes",
             self.ultracdc_avg_size_bytes,
@@ -181,7 +186,12 @@ impl Config {
             self.ultracdc_avg_size_bytes,
             1 << 24,
         )?;
-        range("zstd_compression_level", self.zstd_compression_level, -7, 22)?;
+        range(
+            "zstd_compression_level",
+            self.zstd_compression_level,
+            -7,
+            22,
+        )?;
         range("chunk_cache_mb", self.chunk_cache_mb, 0, 1 << 20)?;
         range("attr_ttl_secs", self.attr_ttl_secs, 0, 3600)?;
         for (field, v) in [("fsname", &self.fsname), ("subtype", &self.subtype)] {
@@ -248,7 +258,9 @@ mod tests {
     fn out_of_range_value_names_the_field() {
         let e = parse("n_threads = 0").unwrap_err().to_string();
         assert!(e.contains("n_threads"), "{e}");
-        let e = parse("ultracdc_min_size_bytes = 70000").unwrap_err().to_string();
+        let e = parse("ultracdc_min_size_bytes = 70000")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("ultracdc_avg_size_bytes"), "{e}");
         let e = parse("log_level = \"loud\"").unwrap_err().to_string();
         assert!(e.contains("log_level"), "{e}");

@@ -103,7 +103,10 @@ impl FsError {
 
     /// Whether this outcome is a fault worth an error log line (as opposed to an answer).
     pub fn is_fault(&self) -> bool {
-        matches!(self, FsError::Io(_) | FsError::Corrupt(_) | FsError::NoSpace)
+        matches!(
+            self,
+            FsError::Io(_) | FsError::Corrupt(_) | FsError::NoSpace
+        )
     }
 
     /// Maps an `std::io::Error` from the data dir, keeping ENOSPC distinct.

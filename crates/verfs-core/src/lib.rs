@@ -23,6 +23,6 @@ pub mod types;
 pub use config::Config;
 pub use error::{FsError, FsResult};
 pub mod engine;
-pub mod write;
 pub mod fs;
 pub mod service;
+pub mod write;

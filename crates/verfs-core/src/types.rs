@@ -173,7 +173,12 @@ mod tests {
 
     #[test]
     fn timestamp_round_trips_before_and_after_epoch() {
-        for (s, n) in [(0i64, 0u32), (1_700_000_000, 123), (-1, 500_000_000), (-5, 0)] {
+        for (s, n) in [
+            (0i64, 0u32),
+            (1_700_000_000, 123),
+            (-1, 500_000_000),
+            (-5, 0),
+        ] {
             let t = Timestamp { secs: s, nanos: n };
             assert_eq!(Timestamp::from_system(t.to_system()), t);
         }

@@ -48,8 +48,14 @@ mod tests {
     #[test]
     fn covering_chunks_are_aligned_and_end_at_eof() {
         let c = Chunker::fixed(100);
-        assert_eq!(c.chunks_covering(150, 260, 1000), vec![(100, 200), (200, 300)]);
-        assert_eq!(c.chunks_covering(150, 260, 250), vec![(100, 200), (200, 250)]);
+        assert_eq!(
+            c.chunks_covering(150, 260, 1000),
+            vec![(100, 200), (200, 300)]
+        );
+        assert_eq!(
+            c.chunks_covering(150, 260, 250),
+            vec![(100, 200), (200, 250)]
+        );
         assert_eq!(c.chunks_covering(0, 0, 10), vec![]);
         assert_eq!(c.chunks_covering(5, 6, 6), vec![(0, 6)]);
     }

@@ -61,7 +61,11 @@ pub fn compress(plain: &[u8], level: i32) -> Stored {
 /// Decodes a payload back into exactly `plain_len` bytes.
 ///
 /// Fails when the payload is not a valid frame or decodes to another length.
-pub fn decompress(codec: Codec, payload: &[u8], plain_len: usize) -> Result<Vec<u8>, DecompressError> {
+pub fn decompress(
+    codec: Codec,
+    payload: &[u8],
+    plain_len: usize,
+) -> Result<Vec<u8>, DecompressError> {
     let out = match codec {
         Codec::Raw => payload.to_vec(),
         Codec::Zstd => zstd::bulk::decompress(payload, plain_len)
@@ -91,7 +95,9 @@ mod tests {
 
     #[test]
     fn incompressible_data_stays_raw() {
-        let plain: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let plain: Vec<u8> = (0..4096u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
         let s = compress(&plain, 3);
         if s.codec == Codec::Raw {
             assert_eq!(s.bytes, plain);

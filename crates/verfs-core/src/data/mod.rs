@@ -21,7 +21,9 @@ impl From<PackError> for FsError {
     fn from(e: PackError) -> FsError {
         match &e {
             PackError::Io { source, .. } => FsError::from_io("pack", source),
-            PackError::Corrupt { .. } | PackError::Missing { .. } => FsError::Corrupt(e.to_string()),
+            PackError::Corrupt { .. } | PackError::Missing { .. } => {
+                FsError::Corrupt(e.to_string())
+            }
         }
     }
 }

@@ -157,7 +157,11 @@ pub struct RecordHeader {
 impl RecordHeader {
     /// Bytes the record occupies (header, nonce, payload).
     pub fn record_len(&self) -> u64 {
-        let nonce = if self.flags & FLAG_ENCRYPTED != 0 { NONCE_LEN } else { 0 };
+        let nonce = if self.flags & FLAG_ENCRYPTED != 0 {
+            NONCE_LEN
+        } else {
+            0
+        };
         (RECORD_HEADER_LEN + nonce) as u64 + u64::from(self.stored_len)
     }
 
@@ -243,7 +247,11 @@ pub fn decode_record_header(
     let codec = Codec::from_byte(raw.codec)
         .ok_or_else(|| PackError::corrupt(pack, offset, format!("codec byte {}", raw.codec)))?;
     if raw.stored_len.get() > MAX_PAYLOAD || raw.plain_len.get() > MAX_PAYLOAD {
-        return Err(PackError::corrupt(pack, offset, "record length out of range"));
+        return Err(PackError::corrupt(
+            pack,
+            offset,
+            "record length out of range",
+        ));
     }
     Ok(RecordHeader {
         hash: ChunkHash(raw.hash),
@@ -277,13 +285,18 @@ pub fn read_record(
 ) -> Result<RecordData, PackError> {
     let total = RECORD_HEADER_LEN + NONCE_LEN + loc.stored_len as usize;
     let mut buf = vec![0u8; total];
-    let got = read_at_most(file, &mut buf, loc.offset).map_err(|e| PackError::io(pack, loc.offset, e))?;
+    let got =
+        read_at_most(file, &mut buf, loc.offset).map_err(|e| PackError::io(pack, loc.offset, e))?;
     if got < RECORD_HEADER_LEN {
         return Err(PackError::corrupt(pack, loc.offset, "record truncated"));
     }
     let header = decode_record_header(pack, loc.offset, &buf[..RECORD_HEADER_LEN])?;
     if &header.hash != expect {
-        return Err(PackError::corrupt(pack, loc.offset, "record hash differs from index"));
+        return Err(PackError::corrupt(
+            pack,
+            loc.offset,
+            "record hash differs from index",
+        ));
     }
     let need = header.record_len() as usize;
     if got < need || header.stored_len != loc.stored_len {
@@ -298,7 +311,11 @@ fn verify_and_split(
     header: RecordHeader,
     rec: &[u8],
 ) -> Result<RecordData, PackError> {
-    let nonce_len = if header.flags & FLAG_ENCRYPTED != 0 { NONCE_LEN } else { 0 };
+    let nonce_len = if header.flags & FLAG_ENCRYPTED != 0 {
+        NONCE_LEN
+    } else {
+        0
+    };
     let nonce_bytes = &rec[RECORD_HEADER_LEN..RECORD_HEADER_LEN + nonce_len];
     let payload = &rec[RECORD_HEADER_LEN + nonce_len..];
     let raw = header.raw();
@@ -447,12 +464,7 @@ impl SealedIndex {
 /// Encodes the index and footer that seal a pack whose records end at `records_end`.
 /// For duplicate hashes the last entry wins.
 pub fn encode_seal(entries: &[(ChunkHash, Location)], records_end: u64) -> Vec<u8> {
-    let mut sorted: Vec<(ChunkHash, Location)> = Vec::with_capacity(entries.len());
-    for (h, l) in entries.iter().rev() {
-        sorted.push((*h, *l));
-    }
-    sorted.sort_by(|a, b| a.0.cmp(&b.0));
-    sorted.dedup_by(|b, a| a.0 == b.0);
+    let sorted = index_from_scan(entries, records_end).entries;
     let mut index = Vec::with_capacity(sorted.len() * INDEX_ENTRY_LEN + FOOTER_LEN as usize);
     for (h, l) in &sorted {
         index.extend_from_slice(
@@ -504,7 +516,8 @@ pub fn read_sealed_index(
         return Ok(None);
     }
     let mut ib = vec![0u8; (foff - index_off) as usize];
-    let got = read_at_most(file, &mut ib, index_off).map_err(|e| PackError::io(pack, index_off, e))?;
+    let got =
+        read_at_most(file, &mut ib, index_off).map_err(|e| PackError::io(pack, index_off, e))?;
     if got != ib.len() || crc32c::crc32c(&ib) != footer.index_crc.get() {
         return Ok(None);
     }
@@ -532,8 +545,9 @@ pub fn read_sealed_index(
 
 /// Builds a sealed-index structure from scanned entries (for unsealed packs).
 pub fn index_from_scan(entries: &[(ChunkHash, Location)], records_end: u64) -> SealedIndex {
+    // Reversed then stable-sorted, so dedup keeps the last record of each hash.
     let mut sorted: Vec<(ChunkHash, Location)> = entries.iter().rev().copied().collect();
-    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    sorted.sort_by_key(|e| e.0);
     sorted.dedup_by(|b, a| a.0 == b.0);
     SealedIndex {
         entries: sorted,
@@ -571,12 +585,16 @@ mod tests {
         let (f, offs) = write_pack(&recs);
         let file = f.reopen().unwrap();
         check_file_header(&file, PackId(1)).unwrap();
-        let loc = Location { offset: offs[1], stored_len: 1000 };
+        let loc = Location {
+            offset: offs[1],
+            stored_len: 1000,
+        };
         let r = read_record(&file, PackId(1), loc, &h(2)).unwrap();
         assert_eq!(r.payload, vec![9u8; 1000]);
         assert!(read_record(&file, PackId(1), loc, &h(1)).is_err());
         // Flip one payload byte: CRC must catch it.
-        file.write_all_at(&[8], offs[1] + RECORD_HEADER_LEN as u64 + 10).unwrap();
+        file.write_all_at(&[8], offs[1] + RECORD_HEADER_LEN as u64 + 10)
+            .unwrap();
         let e = read_record(&file, PackId(1), loc, &h(2)).unwrap_err();
         assert!(matches!(e, PackError::Corrupt { .. }), "{e}");
     }
@@ -589,7 +607,10 @@ mod tests {
         f.write_all(&file_header()).unwrap();
         f.write_all(&rec).unwrap();
         let file = f.reopen().unwrap();
-        let loc = Location { offset: HEADER_LEN, stored_len: 10 };
+        let loc = Location {
+            offset: HEADER_LEN,
+            stored_len: 10,
+        };
         let r = read_record(&file, PackId(1), loc, &h(3)).unwrap();
         assert_eq!(r.nonce, Some(nonce));
         assert_eq!(r.header.codec, Codec::Zstd);
@@ -598,7 +619,9 @@ mod tests {
 
     #[test]
     fn scan_rebuilds_index_and_stops_at_truncated_tail() {
-        let recs: Vec<_> = (0..5u8).map(|i| (h(i), vec![i; 100 + i as usize])).collect();
+        let recs: Vec<_> = (0..5u8)
+            .map(|i| (h(i), vec![i; 100 + i as usize]))
+            .collect();
         let (f, offs) = write_pack(&recs);
         let file = f.reopen().unwrap();
         let len = file.metadata().unwrap().len();

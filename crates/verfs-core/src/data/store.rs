@@ -74,7 +74,9 @@ fn list_packs(dir: &Path) -> std::io::Result<Vec<PackId>> {
     for entry in std::fs::read_dir(dir)? {
         let name = entry?.file_name();
         let Some(name) = name.to_str() else { continue };
-        let Some(hex) = name.strip_suffix(".vpk") else { continue };
+        let Some(hex) = name.strip_suffix(".vpk") else {
+            continue;
+        };
         if hex.len() == 16 {
             if let Ok(v) = u64::from_str_radix(hex, 16) {
                 ids.push(PackId(v));
@@ -172,7 +174,8 @@ impl PackStore {
         let len = file.metadata().map_err(|e| io(id, 0, e))?.len();
         if len < pack::HEADER_LEN {
             // Crash while creating it: rewrite the header.
-            file.write_all_at(&pack::file_header(), 0).map_err(|e| io(id, 0, e))?;
+            file.write_all_at(&pack::file_header(), 0)
+                .map_err(|e| io(id, 0, e))?;
             file.set_len(pack::HEADER_LEN).map_err(|e| io(id, 0, e))?;
         } else {
             pack::check_file_header(&file, id)?;
@@ -182,7 +185,8 @@ impl PackStore {
         let cut = len - scan.valid_end;
         if cut > 0 {
             tracing::warn!(%id, cut, "cutting damaged or half-written tail of active pack");
-            file.set_len(scan.valid_end).map_err(|e| io(id, scan.valid_end, e))?;
+            file.set_len(scan.valid_end)
+                .map_err(|e| io(id, scan.valid_end, e))?;
             file.sync_all().map_err(|e| io(id, 0, e))?;
         }
         let index = scan.entries.iter().copied().collect();
@@ -206,7 +210,9 @@ impl PackStore {
     /// Appends the index and footer and syncs the pack, making it immutable.
     fn seal(a: &ActivePack) -> Result<(), PackError> {
         let seal = pack::encode_seal(&a.order, a.len);
-        a.file.write_all_at(&seal, a.len).map_err(|e| io(a.id, a.len, e))?;
+        a.file
+            .write_all_at(&seal, a.len)
+            .map_err(|e| io(a.id, a.len, e))?;
         a.file.sync_all().map_err(|e| io(a.id, a.len, e))
     }
 
@@ -227,11 +233,18 @@ impl PackStore {
     ///
     /// Fails on a write error (ENOSPC included); the pack length is not advanced then, so
     /// the next append overwrites the partial record.
-    pub fn append(&self, hash: ChunkHash, plain_len: u32, stored: &Stored) -> Result<PackId, PackError> {
+    pub fn append(
+        &self,
+        hash: ChunkHash,
+        plain_len: u32,
+        stored: &Stored,
+    ) -> Result<PackId, PackError> {
         let rec = pack::encode_record(hash, stored.codec, plain_len, None, &stored.bytes);
         let mut a = self.lock_active();
         let off = a.len;
-        a.file.write_all_at(&rec, off).map_err(|e| io(a.id, off, e))?;
+        a.file
+            .write_all_at(&rec, off)
+            .map_err(|e| io(a.id, off, e))?;
         let loc = Location {
             offset: off,
             stored_len: stored.bytes.len() as u32,
@@ -252,10 +265,8 @@ impl PackStore {
         let next = Self::create_pack(&self.dir, PackId(a.id.0 + 1))?;
         let old = std::mem::replace(a, next);
         tracing::debug!(sealed = %old.id, active = %a.id, "rotated pack");
-        self.indexes.insert(
-            old.id,
-            Arc::new(pack::index_from_scan(&old.order, old.len)),
-        );
+        self.indexes
+            .insert(old.id, Arc::new(pack::index_from_scan(&old.order, old.len)));
         Ok(())
     }
 
@@ -298,15 +309,18 @@ impl PackStore {
         self.lock_active().id
     }
 
-    fn locate(&self, pack_id: PackId, hash: &ChunkHash) -> Result<(Arc<File>, Location), PackError> {
+    fn locate(
+        &self,
+        pack_id: PackId,
+        hash: &ChunkHash,
+    ) -> Result<(Arc<File>, Location), PackError> {
         {
             let a = self.lock_active();
             if a.id == pack_id {
-                let loc = a
-                    .index
-                    .get(hash)
-                    .copied()
-                    .ok_or(PackError::Missing { pack: pack_id, hash: *hash })?;
+                let loc = a.index.get(hash).copied().ok_or(PackError::Missing {
+                    pack: pack_id,
+                    hash: *hash,
+                })?;
                 return Ok((a.file.clone(), loc));
             }
         }
@@ -381,7 +395,9 @@ mod tests {
     use super::*;
 
     fn store(dir: &Path, max: u64) -> PackStore {
-        PackStore::open(dir, max, ChunkHasher::new(&[9; 16])).unwrap().0
+        PackStore::open(dir, max, ChunkHasher::new(&[9; 16]))
+            .unwrap()
+            .0
     }
 
     fn put(s: &PackStore, data: &[u8]) -> (ChunkHash, PackId) {
@@ -396,7 +412,9 @@ mod tests {
         let s = store(d.path(), 4096);
         let mut chunks = Vec::new();
         for i in 0..50u32 {
-            let data: Vec<u8> = (0..1000u32).map(|j| ((i * 7919 + j * 31) % 251) as u8).collect();
+            let data: Vec<u8> = (0..1000u32)
+                .map(|j| ((i * 7919 + j * 31) % 251) as u8)
+                .collect();
             let (h, p) = put(&s, &data);
             chunks.push((h, p, data));
         }
@@ -411,7 +429,10 @@ mod tests {
             assert_eq!(&s.read(*p, h, data.len() as u32).unwrap(), data);
         }
         let missing = ChunkHash([0xEE; 16]);
-        assert!(matches!(s.read(PackId(1), &missing, 1), Err(PackError::Missing { .. })));
+        assert!(matches!(
+            s.read(PackId(1), &missing, 1),
+            Err(PackError::Missing { .. })
+        ));
     }
 
     #[test]
@@ -424,7 +445,12 @@ mod tests {
         drop(s);
         let path = pack_path(d.path(), id);
         let len = std::fs::metadata(&path).unwrap().len();
-        OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 3).unwrap();
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len - 3)
+            .unwrap();
         let (s, report) = PackStore::open(d.path(), 1 << 30, ChunkHasher::new(&[9; 16])).unwrap();
         assert!(report.truncated_bytes > 0);
         assert_eq!(s.read(p1, &h1, 5000).unwrap(), vec![1u8; 5000]);
@@ -453,8 +479,14 @@ mod tests {
         let s = store(d.path(), 1 << 30);
         let data = vec![7u8; 2000];
         let (h, p) = put(&s, &data);
-        let f = OpenOptions::new().write(true).open(pack_path(d.path(), p)).unwrap();
+        let f = OpenOptions::new()
+            .write(true)
+            .open(pack_path(d.path(), p))
+            .unwrap();
         f.write_all_at(&[0x55; 4], pack::HEADER_LEN + 40).unwrap();
-        assert!(matches!(s.read(p, &h, 2000), Err(PackError::Corrupt { .. })));
+        assert!(matches!(
+            s.read(p, &h, 2000),
+            Err(PackError::Corrupt { .. })
+        ));
     }
 }

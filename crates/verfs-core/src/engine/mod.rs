@@ -74,9 +74,12 @@ impl Engine {
             return Ok(c);
         }
         self.stats.chunk_cache_miss();
-        let rec = r
-            .chunk(&e.hash)?
-            .ok_or_else(|| FsError::Corrupt(format!("extent at {} names unknown chunk {}", e.offset, e.hash)))?;
+        let rec = r.chunk(&e.hash)?.ok_or_else(|| {
+            FsError::Corrupt(format!(
+                "extent at {} names unknown chunk {}",
+                e.offset, e.hash
+            ))
+        })?;
         if rec.plain_len != e.len {
             return Err(FsError::Corrupt(format!(
                 "chunk {} is {} bytes, extent says {}",
@@ -174,7 +177,9 @@ impl Engine {
                 return Ok(inode);
             }
         }
-        Err(FsError::Io(format!("{ino}: getattr kept racing with commits")))
+        Err(FsError::Io(format!(
+            "{ino}: getattr kept racing with commits"
+        )))
     }
 
     /// Makes everything committed so far durable: packs first, then the metadata WAL, so

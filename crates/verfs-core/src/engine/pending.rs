@@ -167,7 +167,11 @@ mod tests {
 
     #[test]
     fn replay_is_idempotent() {
-        let ops = vec![w(0, b"hello world"), PendingOp::Truncate { size: 4 }, w(6, b"xy")];
+        let ops = vec![
+            w(0, b"hello world"),
+            PendingOp::Truncate { size: 4 },
+            w(6, b"xy"),
+        ];
         let mut a = vec![0u8; 16];
         let mut sa = 0;
         for op in &ops {

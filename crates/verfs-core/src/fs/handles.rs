@@ -68,7 +68,11 @@ impl Handles {
 
     /// The state of an open file handle; fails with `BadHandle` if unknown.
     pub fn file(&self, fh: FileHandle) -> FsResult<FileOpen> {
-        self.lock().files.get(&fh.0).copied().ok_or(FsError::BadHandle)
+        self.lock()
+            .files
+            .get(&fh.0)
+            .copied()
+            .ok_or(FsError::BadHandle)
     }
 
     /// Forgets a file handle; returns its inode and whether it was the inode's last.
@@ -116,7 +120,11 @@ impl Handles {
 
     /// A directory stream; fails with `BadHandle` if unknown.
     pub fn dir(&self, fh: FileHandle) -> FsResult<Arc<Mutex<DirStream>>> {
-        self.lock().dirs.get(&fh.0).cloned().ok_or(FsError::BadHandle)
+        self.lock()
+            .dirs
+            .get(&fh.0)
+            .cloned()
+            .ok_or(FsError::BadHandle)
     }
 
     /// Forgets a directory stream.
@@ -132,7 +140,11 @@ mod tests {
     #[test]
     fn open_counts_track_last_close() {
         let h = Handles::default();
-        let f = FileOpen { ino: Ino(9), read: true, write: false };
+        let f = FileOpen {
+            ino: Ino(9),
+            read: true,
+            write: false,
+        };
         let a = h.open_file(f);
         let b = h.open_file(f);
         assert_eq!(h.close_file(a), Some((Ino(9), false)));
@@ -146,7 +158,11 @@ mod tests {
         let h = Handles::default();
         assert!(!h.begin_unlink(Ino(3)));
         h.end_unlink(Ino(3));
-        let _fh = h.open_file(FileOpen { ino: Ino(3), read: true, write: true });
+        let _fh = h.open_file(FileOpen {
+            ino: Ino(3),
+            read: true,
+            write: true,
+        });
         assert!(h.file(_fh).is_ok());
         assert!(h.begin_unlink(Ino(3)));
         h.end_unlink(Ino(3));

@@ -17,8 +17,8 @@ use std::time::Duration;
 use thiserror::Error;
 
 pub use handles::FileOpen;
-pub use ops::dir::DirEntry;
 pub use ops::attr::{SetAttr, TimeSet};
+pub use ops::dir::DirEntry;
 
 use crate::config::Config;
 use crate::engine::Engine;
@@ -45,7 +45,11 @@ pub struct Caller {
 
 impl Caller {
     /// The superuser, for internal work.
-    pub const ROOT: Caller = Caller { uid: 0, gid: 0, pid: 0 };
+    pub const ROOT: Caller = Caller {
+        uid: 0,
+        gid: 0,
+        pid: 0,
+    };
 }
 
 /// Filesystem-wide numbers for `statfs`.
@@ -146,7 +150,10 @@ impl Fs {
         // SAFETY: see above.
         let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
         if rc != 0 {
-            return Err(FsError::from_io("statvfs", &std::io::Error::last_os_error()));
+            return Err(FsError::from_io(
+                "statvfs",
+                &std::io::Error::last_os_error(),
+            ));
         }
         let frsize = st.f_frsize.max(1);
         let scale = |blocks: u64| blocks.saturating_mul(frsize) / 4096;
@@ -172,7 +179,8 @@ fn check_name(name: &[u8]) -> FsResult<()> {
     if name.len() > NAME_MAX {
         return Err(FsError::NameTooLong);
     }
-    if name.is_empty() || name.contains(&b'/') || name.contains(&0) || name == b"." || name == b".." {
+    if name.is_empty() || name.contains(&b'/') || name.contains(&0) || name == b"." || name == b".."
+    {
         return Err(FsError::Inval);
     }
     Ok(())

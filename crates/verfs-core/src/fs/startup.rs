@@ -41,15 +41,24 @@ pub(super) fn open(cfg: &Config) -> Result<Fs, OpenError> {
     let clean = mark == Some(1) || fresh;
     let secret = hash_secret(&meta).map_err(startup("hash secret"))?;
     let packs_dir = cfg.data_dir.join("packs");
-    let (packs, report) = PackStore::open(&packs_dir, cfg.pack_max_bytes(), ChunkHasher::new(&secret))
-        .map_err(|e| startup(&format!("packs in {}", packs_dir.display()))(e.into()))?;
+    let (packs, report) =
+        PackStore::open(&packs_dir, cfg.pack_max_bytes(), ChunkHasher::new(&secret))
+            .map_err(|e| startup(&format!("packs in {}", packs_dir.display()))(e.into()))?;
     // From here on a crash is unclean until the next clean shutdown.
     meta.set_system_u64(SYS_CLEAN_SHUTDOWN, 0)
         .and_then(|_| meta.sync())
         .map_err(|e| startup("clear clean-shutdown mark")(e.into()))?;
     if !clean {
-        let from = report.sealed_at_startup.first().copied().or(report.active).unwrap_or(PackId(0));
-        tracing::warn!(truncated = report.truncated_bytes, "unclean shutdown detected; checking recent chunks");
+        let from = report
+            .sealed_at_startup
+            .first()
+            .copied()
+            .or(report.active)
+            .unwrap_or(PackId(0));
+        tracing::warn!(
+            truncated = report.truncated_bytes,
+            "unclean shutdown detected; checking recent chunks"
+        );
         reconcile_chunks(&meta, &packs, from).map_err(startup("reconcile chunks"))?;
     }
     ensure_root(&meta).map_err(startup("create root"))?;
@@ -65,7 +74,10 @@ pub(super) fn open(cfg: &Config) -> Result<Fs, OpenError> {
     if purged > 0 {
         tracing::info!(purged, "freed files that were unlinked while open");
     }
-    let max_ino = engine.meta.max_ino().map_err(|e| startup("scan inodes")(e.into()))?;
+    let max_ino = engine
+        .meta
+        .max_ino()
+        .map_err(|e| startup("scan inodes")(e.into()))?;
     let limits = BatchLimits {
         max_blocks: cfg.batch_max_blocks,
         max_bytes: cfg.batch_max_memory_mb * 1024 * 1024,
@@ -112,7 +124,8 @@ fn reconcile_chunks(meta: &Store, packs: &PackStore, from: PackId) -> Result<(),
     let view = meta.view()?;
     let mut lost = Vec::new();
     view.for_each_chunk(|hash, c| {
-        if c.pack_id >= from && c.flags & CHUNK_FLAG_LOST == 0 && !packs.contains(c.pack_id, &hash) {
+        if c.pack_id >= from && c.flags & CHUNK_FLAG_LOST == 0 && !packs.contains(c.pack_id, &hash)
+        {
             lost.push((hash, c));
         }
         Ok(true)
@@ -121,7 +134,10 @@ fn reconcile_chunks(meta: &Store, packs: &PackStore, from: PackId) -> Result<(),
     if lost.is_empty() {
         return Ok(());
     }
-    tracing::error!(count = lost.len(), "chunks named by metadata are missing from packs; marked lost");
+    tracing::error!(
+        count = lost.len(),
+        "chunks named by metadata are missing from packs; marked lost"
+    );
     meta.write(|w| {
         for (hash, c) in &lost {
             let marked = crate::meta::ChunkRecord {

@@ -254,10 +254,14 @@ fn scan_raw(
     let mut it = tx
         .range(start, end)
         .map_err(|e| MetaError::kv("range scan", e))?;
-    let mut ok = it.seek_first().map_err(|e| MetaError::kv("range seek", e))?;
+    let mut ok = it
+        .seek_first()
+        .map_err(|e| MetaError::kv("range seek", e))?;
     while ok && it.valid() {
         let key = it.key().user_key();
-        let value = it.value_ref().map_err(|e| MetaError::kv("range value", e))?;
+        let value = it
+            .value_ref()
+            .map_err(|e| MetaError::kv("range value", e))?;
         if !visit(key, &value)? {
             break;
         }

@@ -32,9 +32,7 @@ pub trait Reader {
     /// A raw (unversioned) value.
     #[doc(hidden)]
     fn raw_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, MetaError> {
-        self.tx()
-            .get(key)
-            .map_err(|e| MetaError::kv("get", e))
+        self.tx().get(key).map_err(|e| MetaError::kv("get", e))
     }
 
     /// The inode `ino`, if it exists in this view.

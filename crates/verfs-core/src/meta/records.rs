@@ -108,10 +108,14 @@ impl Inode {
     ///
     /// Fails with `Corrupt` on a wrong length, version or kind byte.
     pub(crate) fn decode(ino: Ino, bytes: &[u8]) -> Result<Inode, MetaError> {
-        let raw = InodeRaw::read_from_bytes(bytes)
-            .map_err(|_| MetaError::corrupt(format!("inode {} record length {}", ino.0, bytes.len())))?;
+        let raw = InodeRaw::read_from_bytes(bytes).map_err(|_| {
+            MetaError::corrupt(format!("inode {} record length {}", ino.0, bytes.len()))
+        })?;
         if raw.version != INODE_VERSION {
-            return Err(MetaError::corrupt(format!("inode {} record version {}", ino.0, raw.version)));
+            return Err(MetaError::corrupt(format!(
+                "inode {} record version {}",
+                ino.0, raw.version
+            )));
         }
         let kind = FileKind::from_byte(raw.kind)
             .ok_or_else(|| MetaError::corrupt(format!("inode {} kind byte {}", ino.0, raw.kind)))?;
@@ -219,7 +223,9 @@ impl Extent {
         let raw = ExtentRaw::read_from_bytes(bytes)
             .map_err(|_| MetaError::corrupt(format!("extent record length {}", bytes.len())))?;
         if raw.len.get() == 0 {
-            return Err(MetaError::corrupt(format!("empty extent at offset {offset}")));
+            return Err(MetaError::corrupt(format!(
+                "empty extent at offset {offset}"
+            )));
         }
         Ok(Extent {
             offset,
@@ -318,7 +324,10 @@ mod tests {
             nlink: 3,
             size: 1 << 40,
             atime: Timestamp { secs: -3, nanos: 7 },
-            mtime: Timestamp { secs: 1_700_000_000, nanos: 999_999_999 },
+            mtime: Timestamp {
+                secs: 1_700_000_000,
+                nanos: 999_999_999,
+            },
             ctime: Timestamp { secs: 5, nanos: 0 },
             crtime: Timestamp { secs: 6, nanos: 1 },
             rdev: 0x0801,
@@ -332,6 +341,8 @@ mod tests {
     #[test]
     fn inode_round_trips() {
         let i = sample_inode();
+        // docs/format.md gives these sizes.
+        assert_eq!(i.encode().len(), 104);
         assert_eq!(Inode::decode(Ino(42), &i.encode()).unwrap(), i);
     }
 
@@ -348,9 +359,16 @@ mod tests {
 
     #[test]
     fn dirent_extent_chunk_round_trip() {
-        let d = Dirent { ino: Ino(77), kind: FileKind::Symlink };
+        let d = Dirent {
+            ino: Ino(77),
+            kind: FileKind::Symlink,
+        };
         assert_eq!(Dirent::decode(&d.encode()).unwrap(), d);
-        let e = Extent { offset: 65536, hash: ChunkHash([3; 16]), len: 4096 };
+        let e = Extent {
+            offset: 65536,
+            hash: ChunkHash([3; 16]),
+            len: 4096,
+        };
         assert_eq!(Extent::decode(65536, &e.encode()).unwrap(), e);
         assert!(Extent::decode(0, &[0u8; 19]).is_err());
         let c = ChunkRecord {

@@ -64,11 +64,27 @@ fn older_generation_keeps_its_version_after_overwrite_and_delete() {
     s.write(|w| w.put_inode(&inode(7, 20))).unwrap();
     assert_eq!(raw_versions(&s, &keys::inode(Ino(7))), 2);
     assert_eq!(s.view().unwrap().inode(Ino(7)).unwrap().unwrap().size, 20);
-    assert_eq!(s.view_at(frozen).unwrap().inode(Ino(7)).unwrap().unwrap().size, 10);
+    assert_eq!(
+        s.view_at(frozen)
+            .unwrap()
+            .inode(Ino(7))
+            .unwrap()
+            .unwrap()
+            .size,
+        10
+    );
     // Delete in the live generation: a tombstone hides it, the old version stays.
     s.write(|w| w.delete_inode(Ino(7))).unwrap();
     assert!(s.view().unwrap().inode(Ino(7)).unwrap().is_none());
-    assert_eq!(s.view_at(frozen).unwrap().inode(Ino(7)).unwrap().unwrap().size, 10);
+    assert_eq!(
+        s.view_at(frozen)
+            .unwrap()
+            .inode(Ino(7))
+            .unwrap()
+            .unwrap()
+            .size,
+        10
+    );
     // Re-create: the tombstone born at the live generation is overwritten in place.
     s.write(|w| w.put_inode(&inode(7, 30))).unwrap();
     assert_eq!(raw_versions(&s, &keys::inode(Ino(7))), 2);
@@ -78,7 +94,11 @@ fn older_generation_keeps_its_version_after_overwrite_and_delete() {
 #[test]
 fn extent_replacement_reports_what_storage_lost() {
     let (_d, s) = store();
-    let e = |h: u8| Extent { offset: 0, hash: ChunkHash([h; 16]), len: 10 };
+    let e = |h: u8| Extent {
+        offset: 0,
+        hash: ChunkHash([h; 16]),
+        len: 10,
+    };
     let first = s.write(|w| w.put_extent(Ino(3), &e(1))).unwrap();
     assert_eq!(first, None);
     let replaced = s.write(|w| w.put_extent(Ino(3), &e(2))).unwrap();
@@ -94,12 +114,31 @@ fn extent_replacement_reports_what_storage_lost() {
 #[test]
 fn directory_listing_pages_in_name_order_and_skips_tombstones() {
     let (_d, s) = store();
-    let names: Vec<Vec<u8>> = vec![b"b".to_vec(), b"a".to_vec(), vec![0xff, 0x01], b"ab".to_vec()];
+    let names: Vec<Vec<u8>> = vec![
+        b"b".to_vec(),
+        b"a".to_vec(),
+        vec![0xff, 0x01],
+        b"ab".to_vec(),
+    ];
     s.write(|w| {
         for (i, n) in names.iter().enumerate() {
-            w.put_dirent(Ino(1), n, &Dirent { ino: Ino(10 + i as u64), kind: FileKind::File })?;
+            w.put_dirent(
+                Ino(1),
+                n,
+                &Dirent {
+                    ino: Ino(10 + i as u64),
+                    kind: FileKind::File,
+                },
+            )?;
         }
-        w.put_dirent(Ino(2), b"other", &Dirent { ino: Ino(99), kind: FileKind::Dir })
+        w.put_dirent(
+            Ino(2),
+            b"other",
+            &Dirent {
+                ino: Ino(99),
+                kind: FileKind::Dir,
+            },
+        )
     })
     .unwrap();
     s.advance_generation().unwrap();
@@ -120,7 +159,14 @@ fn extents_overlapping_finds_the_one_starting_before() {
     let (_d, s) = store();
     s.write(|w| {
         for i in 0..10u64 {
-            w.put_extent(Ino(4), &Extent { offset: i * 100, hash: ChunkHash([i as u8; 16]), len: 100 })?;
+            w.put_extent(
+                Ino(4),
+                &Extent {
+                    offset: i * 100,
+                    hash: ChunkHash([i as u8; 16]),
+                    len: 100,
+                },
+            )?;
         }
         Ok::<_, MetaError>(())
     })
@@ -142,7 +188,14 @@ fn concurrent_writers_retry_on_conflict_without_losing_updates() {
     let (_d, s) = store();
     let s = Arc::new(s);
     let h = ChunkHash([9; 16]);
-    let rec = ChunkRecord { refcount: 0, pack_id: PackId(1), stored_len: 1, plain_len: 1, codec: 0, flags: 0 };
+    let rec = ChunkRecord {
+        refcount: 0,
+        pack_id: PackId(1),
+        stored_len: 1,
+        plain_len: 1,
+        codec: 0,
+        flags: 0,
+    };
     s.write(|w| w.put_chunk(&h, &rec, None)).unwrap();
     let threads: Vec<_> = (0..4)
         .map(|_| {
@@ -151,7 +204,10 @@ fn concurrent_writers_retry_on_conflict_without_losing_updates() {
                 for _ in 0..50 {
                     s.write(|w| {
                         let c = w.chunk(&h)?.unwrap();
-                        let n = ChunkRecord { refcount: c.refcount + 1, ..c };
+                        let n = ChunkRecord {
+                            refcount: c.refcount + 1,
+                            ..c
+                        };
                         w.put_chunk(&h, &n, Some(&c))
                     })
                     .unwrap();

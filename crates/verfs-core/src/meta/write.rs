@@ -55,9 +55,7 @@ impl WriteTxn {
     }
 
     fn set(&mut self, key: &[u8], value: &[u8]) -> Result<(), MetaError> {
-        self.tx
-            .set(key, value)
-            .map_err(|e| MetaError::kv("set", e))
+        self.tx.set(key, value).map_err(|e| MetaError::kv("set", e))
     }
 
     fn del(&mut self, key: &[u8]) -> Result<(), MetaError> {
@@ -132,7 +130,8 @@ impl WriteTxn {
 
     /// Removes entry `name` of `parent`.
     pub fn delete_dirent(&mut self, parent: Ino, name: &[u8]) -> Result<(), MetaError> {
-        self.delete_versioned(&keys::dirent(parent, name)).map(|_| ())
+        self.delete_versioned(&keys::dirent(parent, name))
+            .map(|_| ())
     }
 
     /// Writes an extent; the prior extent at the same offset is reported so its chunk's

@@ -75,7 +75,10 @@ impl DataDirLock {
                 });
             }
             Err(TryLockError::Error(e)) => {
-                return Err(unusable(dir, format!("cannot lock {}: {e}", path.display())))
+                return Err(unusable(
+                    dir,
+                    format!("cannot lock {}: {e}", path.display()),
+                ))
             }
         }
         file.set_len(0)
@@ -96,7 +99,10 @@ mod tests {
         let a = DataDirLock::acquire(d.path()).unwrap();
         let e = DataDirLock::acquire(d.path()).unwrap_err();
         assert!(e.to_string().contains("in use"), "{e}");
-        assert!(e.to_string().contains(&std::process::id().to_string()), "{e}");
+        assert!(
+            e.to_string().contains(&std::process::id().to_string()),
+            "{e}"
+        );
         drop(a);
         DataDirLock::acquire(d.path()).unwrap();
     }

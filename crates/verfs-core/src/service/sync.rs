@@ -36,11 +36,7 @@ impl SyncService {
             *m.lock().unwrap_or_else(|p| p.into_inner()) = true;
             c.notify_all();
         }
-        let handle = self
-            .thread
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(h) = handle {
             if h.join().is_err() {
                 tracing::error!("sync thread panicked");

@@ -53,10 +53,36 @@ pub(crate) fn apply_batch(engine: &Engine, batch: Batch) {
     let mut syncs: Vec<Done<()>> = Vec::new();
     for m in batch.msgs {
         let (ino, op) = match m {
-            Msg::Write { ino, seq, offset, data, done } => (ino, Op::Write { seq, offset, data, done }),
-            Msg::SetSize { ino, seq, size, edit, done } => {
-                (ino, Op::SetSize { seq, size, edit, done })
-            }
+            Msg::Write {
+                ino,
+                seq,
+                offset,
+                data,
+                done,
+            } => (
+                ino,
+                Op::Write {
+                    seq,
+                    offset,
+                    data,
+                    done,
+                },
+            ),
+            Msg::SetSize {
+                ino,
+                seq,
+                size,
+                edit,
+                done,
+            } => (
+                ino,
+                Op::SetSize {
+                    seq,
+                    size,
+                    edit,
+                    done,
+                },
+            ),
             Msg::Sync { done } => {
                 syncs.push(done);
                 continue;
@@ -130,7 +156,12 @@ fn complete(g: InodeOps, res: FsResult<Inode>) {
 }
 
 /// Applies one inode's ops inside `txn` and returns the inode as written.
-fn apply_group(engine: &Engine, txn: &mut WriteTxn, g: &InodeOps, memo: &mut Memo) -> FsResult<Inode> {
+fn apply_group(
+    engine: &Engine,
+    txn: &mut WriteTxn,
+    g: &InodeOps,
+    memo: &mut Memo,
+) -> FsResult<Inode> {
     let mut inode = txn.inode(g.ino)?.ok_or(FsError::NotFound)?;
     match inode.kind {
         FileKind::File => {}
@@ -189,7 +220,10 @@ fn write_run(
 ) -> FsResult<()> {
     let mut ranges = Vec::with_capacity(writes.len());
     for (off, data) in writes {
-        let end = off.checked_add(data.len() as u64).filter(|e| *e <= MAX_FILE_SIZE).ok_or(FsError::TooBig)?;
+        let end = off
+            .checked_add(data.len() as u64)
+            .filter(|e| *e <= MAX_FILE_SIZE)
+            .ok_or(FsError::TooBig)?;
         ranges.push((*off, end));
     }
     let new_size = ranges.iter().fold(inode.size, |s, r| s.max(r.1));
@@ -206,7 +240,13 @@ fn write_run(
         let mut buf = vec![0u8; (ce - cs) as usize];
         let old_end = ce.min(inode.size);
         if cs < old_end && !fully_covered(writes, cs, ce) {
-            engine.read_committed(txn, inode.ino, cs, &mut buf[..(old_end - cs) as usize], inode.size)?;
+            engine.read_committed(
+                txn,
+                inode.ino,
+                cs,
+                &mut buf[..(old_end - cs) as usize],
+                inode.size,
+            )?;
         }
         for (off, data) in writes {
             overlay(&mut buf, cs, *off, data);
@@ -236,12 +276,19 @@ fn overlay(buf: &mut [u8], cs: u64, off: u64, data: &[u8]) {
     let s = cs.max(off);
     let e = ce.min(off + data.len() as u64);
     if s < e {
-        buf[(s - cs) as usize..(e - cs) as usize].copy_from_slice(&data[(s - off) as usize..(e - off) as usize]);
+        buf[(s - cs) as usize..(e - cs) as usize]
+            .copy_from_slice(&data[(s - off) as usize..(e - off) as usize]);
     }
 }
 
 /// Sets the file size: drops extents past it and cuts the one that straddles it.
-fn set_size(engine: &Engine, txn: &mut WriteTxn, inode: &mut Inode, size: u64, memo: &mut Memo) -> FsResult<()> {
+fn set_size(
+    engine: &Engine,
+    txn: &mut WriteTxn,
+    inode: &mut Inode,
+    size: u64,
+    memo: &mut Memo,
+) -> FsResult<()> {
     if size > MAX_FILE_SIZE {
         return Err(FsError::TooBig);
     }
@@ -289,7 +336,10 @@ mod tests {
 
     #[test]
     fn ranges_merge_when_touching() {
-        assert_eq!(merge_ranges(vec![(5, 10), (0, 5), (20, 30), (25, 26)]), vec![(0, 10), (20, 30)]);
+        assert_eq!(
+            merge_ranges(vec![(5, 10), (0, 5), (20, 30), (25, 26)]),
+            vec![(0, 10), (20, 30)]
+        );
     }
 
     #[test]

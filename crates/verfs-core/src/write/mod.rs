@@ -152,11 +152,7 @@ impl Batcher {
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::Release);
         let _ = self.tx.send(Msg::Stop);
-        let handle = self
-            .thread
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(h) = handle {
             if h.join().is_err() {
                 tracing::error!("write batcher thread panicked");

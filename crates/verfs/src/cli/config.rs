@@ -29,6 +29,7 @@ pub fn load(args: &ConfigArgs) -> Result<Config> {
     if let Some(d) = &args.data_dir {
         cfg.data_dir = d.clone();
     }
-    cfg.validate().context("after applying command-line flags")?;
+    cfg.validate()
+        .context("after applying command-line flags")?;
     Ok(cfg)
 }

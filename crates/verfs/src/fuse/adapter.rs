@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    BsdFileFlags, Errno, FileHandle as FuseFh, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig,
-    LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
-    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request,
-    TimeOrNow, WriteFlags,
+    BsdFileFlags, Errno, FileHandle as FuseFh, Filesystem, FopenFlags, Generation, INodeNo,
+    KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
+    ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use verfs_core::fs::{Caller, Fs, SetAttr};
 use verfs_core::types::{FileHandle, Ino};
@@ -68,7 +68,11 @@ fn empty(op: &'static str, r: verfs_core::FsResult<()>, reply: ReplyEmpty) {
 impl Filesystem for Adapter {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         use fuser::InitFlags as F;
-        for cap in [F::FUSE_DO_READDIRPLUS, F::FUSE_READDIRPLUS_AUTO, F::FUSE_PARALLEL_DIROPS] {
+        for cap in [
+            F::FUSE_DO_READDIRPLUS,
+            F::FUSE_READDIRPLUS_AUTO,
+            F::FUSE_PARALLEL_DIROPS,
+        ] {
             if config.add_capabilities(cap).is_err() {
                 tracing::debug!(?cap, "kernel lacks capability");
             }
@@ -140,25 +144,66 @@ impl Filesystem for Adapter {
         }
     }
 
-    fn mknod(&self, req: &Request, p: INodeNo, n: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
-        self.entry("mknod", self.fs.mknod(caller(req), ino(p), name(n), mode, umask, rdev), reply);
+    fn mknod(
+        &self,
+        req: &Request,
+        p: INodeNo,
+        n: &OsStr,
+        mode: u32,
+        umask: u32,
+        rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        self.entry(
+            "mknod",
+            self.fs
+                .mknod(caller(req), ino(p), name(n), mode, umask, rdev),
+            reply,
+        );
     }
 
-    fn mkdir(&self, req: &Request, p: INodeNo, n: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
-        self.entry("mkdir", self.fs.mkdir(caller(req), ino(p), name(n), mode, umask), reply);
+    fn mkdir(
+        &self,
+        req: &Request,
+        p: INodeNo,
+        n: &OsStr,
+        mode: u32,
+        umask: u32,
+        reply: ReplyEntry,
+    ) {
+        self.entry(
+            "mkdir",
+            self.fs.mkdir(caller(req), ino(p), name(n), mode, umask),
+            reply,
+        );
     }
 
     fn unlink(&self, req: &Request, p: INodeNo, n: &OsStr, reply: ReplyEmpty) {
-        empty("unlink", self.fs.unlink(caller(req), ino(p), name(n)), reply);
+        empty(
+            "unlink",
+            self.fs.unlink(caller(req), ino(p), name(n)),
+            reply,
+        );
     }
 
     fn rmdir(&self, req: &Request, p: INodeNo, n: &OsStr, reply: ReplyEmpty) {
         empty("rmdir", self.fs.rmdir(caller(req), ino(p), name(n)), reply);
     }
 
-    fn symlink(&self, req: &Request, p: INodeNo, n: &OsStr, target: &std::path::Path, reply: ReplyEntry) {
+    fn symlink(
+        &self,
+        req: &Request,
+        p: INodeNo,
+        n: &OsStr,
+        target: &std::path::Path,
+        reply: ReplyEntry,
+    ) {
         let t = target.as_os_str().as_bytes();
-        self.entry("symlink", self.fs.symlink(caller(req), ino(p), name(n), t), reply);
+        self.entry(
+            "symlink",
+            self.fs.symlink(caller(req), ino(p), name(n), t),
+            reply,
+        );
     }
 
     fn rename(
@@ -171,12 +216,23 @@ impl Filesystem for Adapter {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let r = self.fs.rename(caller(req), ino(p), name(n), ino(np), name(nn), flags.bits());
+        let r = self.fs.rename(
+            caller(req),
+            ino(p),
+            name(n),
+            ino(np),
+            name(nn),
+            flags.bits(),
+        );
         empty("rename", r, reply);
     }
 
     fn link(&self, req: &Request, i: INodeNo, np: INodeNo, nn: &OsStr, reply: ReplyEntry) {
-        self.entry("link", self.fs.link(caller(req), ino(i), ino(np), name(nn)), reply);
+        self.entry(
+            "link",
+            self.fs.link(caller(req), ino(i), ino(np), name(nn)),
+            reply,
+        );
     }
 
     fn open(&self, req: &Request, i: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
@@ -227,7 +283,14 @@ impl Filesystem for Adapter {
         );
     }
 
-    fn flush(&self, _req: &Request, i: INodeNo, f: FuseFh, _lock_owner: LockOwner, reply: ReplyEmpty) {
+    fn flush(
+        &self,
+        _req: &Request,
+        i: INodeNo,
+        f: FuseFh,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
         empty("flush", self.fs.flush(ino(i), fh(f)), reply);
     }
 
@@ -245,7 +308,8 @@ impl Filesystem for Adapter {
     }
 
     fn fsync(&self, _req: &Request, i: INodeNo, _f: FuseFh, _datasync: bool, reply: ReplyEmpty) {
-        self.fs.fsync(ino(i), Box::new(move |r| empty("fsync", r, reply)));
+        self.fs
+            .fsync(ino(i), Box::new(move |r| empty("fsync", r, reply)));
     }
 
     fn opendir(&self, _req: &Request, i: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -255,9 +319,21 @@ impl Filesystem for Adapter {
         }
     }
 
-    fn readdir(&self, _req: &Request, _i: INodeNo, f: FuseFh, offset: u64, mut reply: ReplyDirectory) {
+    fn readdir(
+        &self,
+        _req: &Request,
+        _i: INodeNo,
+        f: FuseFh,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
         let r = self.fs.readdir(fh(f), offset, false, |e| {
-            reply.add(INodeNo(e.ino.0), e.offset, to_kind(e.kind), OsStr::from_bytes(&e.name))
+            reply.add(
+                INodeNo(e.ino.0),
+                e.offset,
+                to_kind(e.kind),
+                OsStr::from_bytes(&e.name),
+            )
         });
         match r {
             Ok(()) => reply.ok(),
@@ -265,7 +341,14 @@ impl Filesystem for Adapter {
         }
     }
 
-    fn readdirplus(&self, _req: &Request, _i: INodeNo, f: FuseFh, offset: u64, mut reply: ReplyDirectoryPlus) {
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        _i: INodeNo,
+        f: FuseFh,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
         let ttl = self.ttl;
         let r = self.fs.readdir(fh(f), offset, true, |e| match &e.attr {
             Some(a) => reply.add(
@@ -285,14 +368,23 @@ impl Filesystem for Adapter {
         }
     }
 
-    fn releasedir(&self, _req: &Request, _i: INodeNo, f: FuseFh, _flags: OpenFlags, reply: ReplyEmpty) {
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _i: INodeNo,
+        f: FuseFh,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
         self.fs.releasedir(fh(f));
         reply.ok();
     }
 
     fn statfs(&self, _req: &Request, _i: INodeNo, reply: ReplyStatfs) {
         match self.fs.statfs() {
-            Ok(s) => reply.statfs(s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.bsize),
+            Ok(s) => reply.statfs(
+                s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.bsize,
+            ),
             Err(e) => reply.error(errno("statfs", &e)),
         }
     }
@@ -321,7 +413,10 @@ impl Filesystem for Adapter {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        match self.fs.create(caller(req), ino(p), name(n), mode, umask, flags) {
+        match self
+            .fs
+            .create(caller(req), ino(p), name(n), mode, umask, flags)
+        {
             Ok((a, h)) => reply.created(
                 &self.ttl,
                 &to_attr(&a),

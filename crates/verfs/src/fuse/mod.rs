@@ -43,7 +43,11 @@ fn mount_config(cfg: &Config) -> FuseConfig {
     ];
     // SAFETY: geteuid has no preconditions and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
-    c.acl = if root { SessionACL::All } else { SessionACL::Owner };
+    c.acl = if root {
+        SessionACL::All
+    } else {
+        SessionACL::Owner
+    };
     c.n_threads = Some(cfg.n_threads);
     c.clone_fd = true;
     c
@@ -55,11 +59,16 @@ fn mount_config(cfg: &Config) -> FuseConfig {
 /// Fails if the mount fails or the final shutdown cannot make data durable.
 pub fn serve(fs: Fs, cfg: &Config) -> Result<()> {
     let fs = Arc::new(fs);
-    let mut session = match Session::new(Adapter::new(fs.clone()), &cfg.mount_point, &mount_config(cfg)) {
+    let mut session = match Session::new(
+        Adapter::new(fs.clone()),
+        &cfg.mount_point,
+        &mount_config(cfg),
+    ) {
         Ok(s) => s,
         Err(e) => {
             let _ = fs.shutdown();
-            return Err(e).with_context(|| format!("cannot mount on {}", cfg.mount_point.display()));
+            return Err(e)
+                .with_context(|| format!("cannot mount on {}", cfg.mount_point.display()));
         }
     };
     let mut unmounter = session.unmount_callable();

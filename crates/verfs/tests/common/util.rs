@@ -100,14 +100,11 @@ pub fn path_str(p: &Path) -> String {
 pub fn mount_fstype(mnt: &Path) -> Option<String> {
     let mounts = fs::read_to_string("/proc/mounts").expect("read /proc/mounts");
     let want = path_str(mnt);
-    mounts
-        .lines()
-        .filter_map(|l| {
-            let mut f = l.split(' ');
-            let (_dev, point, fstype) = (f.next()?, f.next()?, f.next()?);
-            (point == want).then(|| fstype.to_owned())
-        })
-        .last()
+    mounts.lines().rev().find_map(|l| {
+        let mut f = l.split(' ');
+        let (_dev, point, fstype) = (f.next()?, f.next()?, f.next()?);
+        (point == want).then(|| fstype.to_owned())
+    })
 }
 
 /// Runs `timeout -k 5 SECS program args...` and collects its output.

@@ -71,9 +71,12 @@ impl Fs {
     /// behind the file's pending writes; other changes commit at once.
     pub fn setattr(&self, _caller: Caller, ino: Ino, req: SetAttr, done: Done<Attr>) {
         if let Some(size) = req.size {
-            return self
-                .batcher
-                .set_size(ino, size, Box::new(move |i: &mut Inode| req.apply(i)), done);
+            return self.batcher.set_size(
+                ino,
+                size,
+                Box::new(move |i: &mut Inode| req.apply(i)),
+                done,
+            );
         }
         done(self.set_attr_now(ino, &req));
     }

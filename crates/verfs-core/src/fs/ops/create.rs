@@ -20,9 +20,26 @@ impl Fs {
     /// Creates directory `name` in `parent`.
     ///
     /// Fails with `Exists`, `NotFound`/`NotDir` for a bad parent, `NameTooLong`.
-    pub fn mkdir(&self, caller: Caller, parent: Ino, name: &[u8], mode: u32, umask: u32) -> FsResult<Attr> {
+    pub fn mkdir(
+        &self,
+        caller: Caller,
+        parent: Ino,
+        name: &[u8],
+        mode: u32,
+        umask: u32,
+    ) -> FsResult<Attr> {
         let perm = (mode & !umask & 0o7777) as u16;
-        self.make_node(caller, parent, name, NewNode { kind: FileKind::Dir, perm, rdev: 0, target: None })
+        self.make_node(
+            caller,
+            parent,
+            name,
+            NewNode {
+                kind: FileKind::Dir,
+                perm,
+                rdev: 0,
+                target: None,
+            },
+        )
     }
 
     /// Creates and opens regular file `name` in `parent`.
@@ -38,38 +55,94 @@ impl Fs {
         flags: i32,
     ) -> FsResult<(Attr, FileHandle)> {
         let perm = (mode & !umask & 0o7777) as u16;
-        let attr = self.make_node(caller, parent, name, NewNode { kind: FileKind::File, perm, rdev: 0, target: None })?;
-        let fh = self.handles.open_file(FileOpen::from_flags(attr.ino, flags));
+        let attr = self.make_node(
+            caller,
+            parent,
+            name,
+            NewNode {
+                kind: FileKind::File,
+                perm,
+                rdev: 0,
+                target: None,
+            },
+        )?;
+        let fh = self
+            .handles
+            .open_file(FileOpen::from_flags(attr.ino, flags));
         Ok((attr, fh))
     }
 
     /// Creates a node of the kind in `mode`'s type bits (file, fifo, socket, device).
     ///
     /// Fails with `Inval` for a directory or unknown type, else as [`Fs::mkdir`].
-    pub fn mknod(&self, caller: Caller, parent: Ino, name: &[u8], mode: u32, umask: u32, rdev: u32) -> FsResult<Attr> {
+    pub fn mknod(
+        &self,
+        caller: Caller,
+        parent: Ino,
+        name: &[u8],
+        mode: u32,
+        umask: u32,
+        rdev: u32,
+    ) -> FsResult<Attr> {
         let kind = FileKind::from_mode(mode).ok_or(FsError::Inval)?;
         if matches!(kind, FileKind::Dir | FileKind::Symlink) {
             return Err(FsError::Inval);
         }
         let perm = (mode & !umask & 0o7777) as u16;
-        let rdev = if matches!(kind, FileKind::CharDev | FileKind::BlockDev) { rdev } else { 0 };
-        self.make_node(caller, parent, name, NewNode { kind, perm, rdev, target: None })
+        let rdev = if matches!(kind, FileKind::CharDev | FileKind::BlockDev) {
+            rdev
+        } else {
+            0
+        };
+        self.make_node(
+            caller,
+            parent,
+            name,
+            NewNode {
+                kind,
+                perm,
+                rdev,
+                target: None,
+            },
+        )
     }
 
     /// Creates symlink `name` in `parent` pointing at `target`.
     ///
     /// Fails with `NameTooLong` for a target over PATH_MAX, else as [`Fs::mkdir`].
-    pub fn symlink(&self, caller: Caller, parent: Ino, name: &[u8], target: &[u8]) -> FsResult<Attr> {
+    pub fn symlink(
+        &self,
+        caller: Caller,
+        parent: Ino,
+        name: &[u8],
+        target: &[u8],
+    ) -> FsResult<Attr> {
         if target.len() > SYMLINK_MAX {
             return Err(FsError::NameTooLong);
         }
         if target.is_empty() {
             return Err(FsError::NotFound);
         }
-        self.make_node(caller, parent, name, NewNode { kind: FileKind::Symlink, perm: 0o777, rdev: 0, target: Some(target) })
+        self.make_node(
+            caller,
+            parent,
+            name,
+            NewNode {
+                kind: FileKind::Symlink,
+                perm: 0o777,
+                rdev: 0,
+                target: Some(target),
+            },
+        )
     }
 
-    fn make_node(&self, caller: Caller, parent: Ino, name: &[u8], node: NewNode<'_>) -> FsResult<Attr> {
+    fn make_node(
+        &self,
+        caller: Caller,
+        parent: Ino,
+        name: &[u8],
+        node: NewNode<'_>,
+    ) -> FsResult<Attr> {
         check_name(name)?;
         let ino = self.alloc_ino();
         self.engine.meta.write(|txn| {
@@ -80,7 +153,14 @@ impl Fs {
             }
             let inode = new_inode(caller, &p, ino, &node, now);
             txn.put_inode(&inode)?;
-            txn.put_dirent(parent, name, &Dirent { ino, kind: node.kind })?;
+            txn.put_dirent(
+                parent,
+                name,
+                &Dirent {
+                    ino,
+                    kind: node.kind,
+                },
+            )?;
             if let Some(t) = node.target {
                 txn.put_symlink(ino, t)?;
             }
@@ -109,7 +189,13 @@ pub(crate) fn live_dir(txn: &WriteTxn, ino: Ino) -> FsResult<Inode> {
 
 /// A new inode owned by the caller; a set-group-ID parent passes on its group (and, to
 /// directories, the set-group-ID bit).
-fn new_inode(caller: Caller, parent: &Inode, ino: Ino, node: &NewNode<'_>, now: Timestamp) -> Inode {
+fn new_inode(
+    caller: Caller,
+    parent: &Inode,
+    ino: Ino,
+    node: &NewNode<'_>,
+    now: Timestamp,
+) -> Inode {
     let sgid_parent = parent.perm & libc::S_ISGID as u16 != 0;
     let gid = if sgid_parent { parent.gid } else { caller.gid };
     let mut perm = node.perm;
@@ -152,7 +238,13 @@ impl Fs {
     /// Adds hard link `newname` in `newparent` to the non-directory `ino`.
     ///
     /// Fails with `Perm` for a directory, `Exists`, `NotFound`, `TooManyLinks`.
-    pub fn link(&self, _caller: Caller, ino: Ino, newparent: Ino, newname: &[u8]) -> FsResult<Attr> {
+    pub fn link(
+        &self,
+        _caller: Caller,
+        ino: Ino,
+        newparent: Ino,
+        newname: &[u8],
+    ) -> FsResult<Attr> {
         check_name(newname)?;
         self.engine.meta.write(|txn| {
             let now = Timestamp::now();
@@ -170,7 +262,14 @@ impl Fs {
             if txn.dirent(newparent, newname)?.is_some() {
                 return Err(FsError::Exists);
             }
-            txn.put_dirent(newparent, newname, &Dirent { ino, kind: inode.kind })?;
+            txn.put_dirent(
+                newparent,
+                newname,
+                &Dirent {
+                    ino,
+                    kind: inode.kind,
+                },
+            )?;
             inode.nlink += 1;
             inode.ctime = now;
             txn.put_inode(&inode)?;

@@ -39,7 +39,11 @@ impl Fs {
         if inode.kind != FileKind::Dir {
             return Err(FsError::NotDir);
         }
-        Ok(self.handles.open_dir(DirStream { ino, view, cursor: None }))
+        Ok(self.handles.open_dir(DirStream {
+            ino,
+            view,
+            cursor: None,
+        }))
     }
 
     /// Lists entries from `offset`, handing each to `add` until it returns `true`
@@ -60,7 +64,13 @@ impl Fs {
         for (next, ino, name) in dots {
             if offset < next {
                 let attr = if plus { s.view.inode(ino)? } else { None };
-                let e = DirEntry { ino, kind: FileKind::Dir, name: name.to_vec(), offset: next, attr };
+                let e = DirEntry {
+                    ino,
+                    kind: FileKind::Dir,
+                    name: name.to_vec(),
+                    offset: next,
+                    attr,
+                };
                 if add(&e) {
                     return Ok(());
                 }
@@ -91,7 +101,13 @@ impl Fs {
                     continue;
                 }
                 let attr = if plus { s.view.inode(d.ino)? } else { None };
-                let e = DirEntry { ino: d.ino, kind: d.kind, name, offset: 3 + index, attr };
+                let e = DirEntry {
+                    ino: d.ino,
+                    kind: d.kind,
+                    name,
+                    offset: 3 + index,
+                    attr,
+                };
                 if add(&e) {
                     return Ok(());
                 }

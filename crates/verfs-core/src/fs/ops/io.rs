@@ -12,13 +12,16 @@ impl Fs {
     /// Fails with `NotFound` if the inode is gone, `IsDir` for a directory.
     pub fn open(&self, _caller: Caller, ino: Ino, flags: i32) -> FsResult<FileHandle> {
         let fh = self.handles.open_file(FileOpen::from_flags(ino, flags));
-        let check = self.engine.meta.view().map_err(FsError::from).and_then(|v| {
-            match v.inode(ino)? {
+        let check = self
+            .engine
+            .meta
+            .view()
+            .map_err(FsError::from)
+            .and_then(|v| match v.inode(ino)? {
                 None => Err(FsError::NotFound),
                 Some(i) if i.kind == FileKind::Dir => Err(FsError::IsDir),
                 Some(_) => Ok(()),
-            }
-        });
+            });
         match check {
             Ok(()) => Ok(fh),
             Err(e) => {
@@ -66,7 +69,12 @@ impl Fs {
         if !last {
             return Ok(());
         }
-        let unlinked = self.engine.meta.view()?.inode(ino)?.is_none_or(|i| i.nlink == 0);
+        let unlinked = self
+            .engine
+            .meta
+            .view()?
+            .inode(ino)?
+            .is_none_or(|i| i.nlink == 0);
         if unlinked {
             self.release_inode(ino)?;
         }

@@ -101,7 +101,12 @@ impl Fs {
 }
 
 /// Removes directory entry `name` (the empty directory `ino`) from `parent`.
-pub(crate) fn remove_dir_entry(txn: &mut WriteTxn, parent: Ino, name: &[u8], ino: Ino) -> FsResult<()> {
+pub(crate) fn remove_dir_entry(
+    txn: &mut WriteTxn,
+    parent: Ino,
+    name: &[u8],
+    ino: Ino,
+) -> FsResult<()> {
     if !txn.dir_is_empty(ino)? {
         return Err(FsError::NotEmpty);
     }

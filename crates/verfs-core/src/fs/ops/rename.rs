@@ -43,7 +43,10 @@ impl Fs {
         check_name(name)?;
         check_name(newname)?;
         let src = Side { dir: parent, name };
-        let dst = Side { dir: newparent, name: newname };
+        let dst = Side {
+            dir: newparent,
+            name: newname,
+        };
         loop {
             let target = self.existing_entry(newparent, newname).ok();
             let guard = target.filter(|t| t.kind != FileKind::Dir).map(|t| t.ino);
@@ -81,10 +84,18 @@ fn is_within(txn: &WriteTxn, mut dir: Ino, ancestor: Ino) -> FsResult<bool> {
         }
         dir = txn.inode(dir)?.ok_or(FsError::NotFound)?.parent;
     }
-    Err(FsError::Corrupt(format!("directory parent chain from {dir} does not reach the root")))
+    Err(FsError::Corrupt(format!(
+        "directory parent chain from {dir} does not reach the root"
+    )))
 }
 
-fn move_entry(txn: &mut WriteTxn, src: Side<'_>, dst: Side<'_>, noreplace: bool, keep: bool) -> FsResult<()> {
+fn move_entry(
+    txn: &mut WriteTxn,
+    src: Side<'_>,
+    dst: Side<'_>,
+    noreplace: bool,
+    keep: bool,
+) -> FsResult<()> {
     live_dir(txn, src.dir)?;
     live_dir(txn, dst.dir)?;
     let s = txn.dirent(src.dir, src.name)?.ok_or(FsError::NotFound)?;
