@@ -369,14 +369,71 @@ pub fn check_file_header(file: &File, pack: PackId) -> Result<(), PackError> {
 pub struct ScanResult {
     /// Every valid record, in file order (later duplicates of a hash win).
     pub entries: Vec<(ChunkHash, Location)>,
-    /// End of the last valid record: where appending may continue.
+    /// End of the last valid record: where a torn tail would be cut.
     pub valid_end: u64,
-    /// Whether scanning stopped before `limit` at a damaged or truncated record.
+    /// Whether bytes after the last valid record are not a record (torn or damaged tail).
     pub damaged_tail: bool,
+    /// Damaged regions `[start, end)` that valid records follow (corruption, not a tail).
+    pub damaged: Vec<(u64, u64)>,
 }
 
-/// Scans records in `[HEADER_LEN, limit)`, stopping at the first record that is
-/// truncated or fails its checks. Never panics on any input.
+/// Reads and fully checks the record at `off`; `None` if there is no valid record there.
+fn record_at(
+    file: &File,
+    pack: PackId,
+    off: u64,
+    limit: u64,
+) -> Result<Option<RecordHeader>, PackError> {
+    if off + RECORD_HEADER_LEN as u64 > limit {
+        return Ok(None);
+    }
+    let mut hbuf = [0u8; RECORD_HEADER_LEN];
+    let got = read_at_most(file, &mut hbuf, off).map_err(|e| PackError::io(pack, off, e))?;
+    let Ok(header) = decode_record_header(pack, off, &hbuf[..got]) else {
+        return Ok(None);
+    };
+    let len = header.record_len();
+    if off + len > limit {
+        return Ok(None);
+    }
+    let mut rec = vec![0u8; len as usize];
+    let got = read_at_most(file, &mut rec, off).map_err(|e| PackError::io(pack, off, e))?;
+    if got as u64 != len || verify_and_split(pack, off, header, &rec).is_err() {
+        return Ok(None);
+    }
+    Ok(Some(header))
+}
+
+/// The offset of the next valid record at or after `from`, searching for the record
+/// magic and checking each candidate fully.
+fn next_record(file: &File, pack: PackId, from: u64, limit: u64) -> Result<Option<u64>, PackError> {
+    const BLOCK: usize = 1 << 20;
+    let mut base = from;
+    let mut buf = vec![0u8; BLOCK + RECORD_MAGIC.len()];
+    while base < limit {
+        let want = ((limit - base) as usize).min(buf.len());
+        let got =
+            read_at_most(file, &mut buf[..want], base).map_err(|e| PackError::io(pack, base, e))?;
+        if got < RECORD_MAGIC.len() {
+            return Ok(None);
+        }
+        for (i, w) in buf[..got].windows(RECORD_MAGIC.len()).enumerate() {
+            if w == RECORD_MAGIC && record_at(file, pack, base + i as u64, limit)?.is_some() {
+                return Ok(Some(base + i as u64));
+            }
+        }
+        // Overlap by the magic's length so a magic across the block edge is found.
+        base += (got - (RECORD_MAGIC.len() - 1)) as u64;
+        if got < want {
+            break;
+        }
+    }
+    Ok(None)
+}
+
+/// Scans records in `[HEADER_LEN, limit)`. A record that fails its checks is skipped
+/// by searching for the next valid record; the region is reported in `damaged` when
+/// valid records follow it, else as a damaged tail. Never panics on any input.
 ///
 /// Fails only on an I/O error of the read itself.
 pub fn scan_records(file: &File, pack: PackId, limit: u64) -> Result<ScanResult, PackError> {
@@ -385,40 +442,30 @@ pub fn scan_records(file: &File, pack: PackId, limit: u64) -> Result<ScanResult,
         ..ScanResult::default()
     };
     let mut off = HEADER_LEN;
-    let mut hbuf = [0u8; RECORD_HEADER_LEN];
     while off < limit {
-        if off + RECORD_HEADER_LEN as u64 > limit {
-            out.damaged_tail = true;
-            break;
-        }
-        let got = read_at_most(file, &mut hbuf, off).map_err(|e| PackError::io(pack, off, e))?;
-        let header = match decode_record_header(pack, off, &hbuf[..got]) {
-            Ok(h) => h,
-            Err(_) => {
-                out.damaged_tail = true;
-                break;
+        match record_at(file, pack, off, limit)? {
+            Some(h) => {
+                out.entries.push((
+                    h.hash,
+                    Location {
+                        offset: off,
+                        stored_len: h.stored_len,
+                    },
+                ));
+                off += h.record_len();
+                out.valid_end = off;
             }
-        };
-        let len = header.record_len();
-        if off + len > limit {
-            out.damaged_tail = true;
-            break;
-        }
-        let mut rec = vec![0u8; len as usize];
-        let got = read_at_most(file, &mut rec, off).map_err(|e| PackError::io(pack, off, e))?;
-        if got as u64 != len || verify_and_split(pack, off, header, &rec).is_err() {
-            out.damaged_tail = true;
-            break;
-        }
-        out.entries.push((
-            header.hash,
-            Location {
-                offset: off,
-                stored_len: header.stored_len,
+            None => match next_record(file, pack, off + 1, limit)? {
+                Some(next) => {
+                    out.damaged.push((off, next));
+                    off = next;
+                }
+                None => {
+                    out.damaged_tail = true;
+                    break;
+                }
             },
-        ));
-        off += len;
-        out.valid_end = off;
+        }
     }
     Ok(out)
 }
@@ -644,6 +691,21 @@ mod tests {
         let cut = scan_records(&file, PackId(1), offs[3] + 7).unwrap();
         assert_eq!(cut.entries.len(), 3);
         assert_eq!(cut.valid_end, offs[3]);
+    }
+
+    #[test]
+    fn damaged_record_in_the_middle_is_skipped_not_treated_as_tail() {
+        let recs: Vec<_> = (0..4u8).map(|i| (h(i), vec![i; 300])).collect();
+        let (f, offs) = write_pack(&recs);
+        let file = f.reopen().unwrap();
+        let len = file.metadata().unwrap().len();
+        file.write_all_at(&[0xEE; 40], offs[1] + 20).unwrap();
+        let s = scan_records(&file, PackId(1), len).unwrap();
+        let found: Vec<ChunkHash> = s.entries.iter().map(|e| e.0).collect();
+        assert_eq!(found, vec![h(0), h(2), h(3)]);
+        assert_eq!(s.damaged, vec![(offs[1], offs[2])]);
+        assert_eq!(s.valid_end, len);
+        assert!(!s.damaged_tail);
     }
 
     #[test]

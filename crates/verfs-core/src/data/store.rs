@@ -50,6 +50,27 @@ pub struct PackStore {
     dirty: AtomicBool,
     readers: Cache<PackId, Arc<File>>,
     indexes: Cache<PackId, Arc<SealedIndex>>,
+    reserve_bytes: u64,
+}
+
+/// Available and total bytes of the filesystem holding `dir`.
+fn disk_space(dir: &Path) -> Option<(u64, u64)> {
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a zeroed out-parameter of the
+    // type statvfs(3) writes.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: see above.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    let f = st.f_frsize.max(1);
+    Some((st.f_bavail.saturating_mul(f), st.f_blocks.saturating_mul(f)))
+}
+
+/// Space kept free for metadata: 2% of the disk, at least 4 MiB, at most 256 MiB.
+fn reserve_for(dir: &Path) -> u64 {
+    let total = disk_space(dir).map_or(0, |(_, t)| t);
+    (total / 50).clamp(4 << 20, 256 << 20)
 }
 
 fn pack_path(dir: &Path, id: PackId) -> PathBuf {
@@ -88,14 +109,17 @@ fn list_packs(dir: &Path) -> std::io::Result<Vec<PackId>> {
 }
 
 impl PackStore {
-    /// Opens the pack directory: seals stray unsealed packs, rebuilds the active pack's
-    /// index by scanning it and cuts a damaged tail.
+    /// Opens the pack directory: seals stray unsealed packs and rebuilds the active
+    /// pack's index by scanning it. After an unclean shutdown (`clean == false`) a torn
+    /// tail past the last valid record is cut; damaged records followed by valid ones
+    /// are never cut (they read as corrupt, the rest stays readable).
     ///
     /// Fails if the directory cannot be created or read, or a pack cannot be opened.
     pub fn open(
         dir: &Path,
         max_bytes: u64,
         hasher: ChunkHasher,
+        clean: bool,
     ) -> Result<(PackStore, OpenReport), PackError> {
         std::fs::create_dir_all(dir).map_err(|e| io(PackId(0), 0, e))?;
         let ids = list_packs(dir).map_err(|e| io(PackId(0), 0, e))?;
@@ -113,13 +137,13 @@ impl PackStore {
         let newest_unsealed = unsealed.last().copied().filter(|id| Some(id) == ids.last());
         for &id in &unsealed {
             if Some(id) != newest_unsealed {
-                Self::seal_existing(dir, id)?;
+                Self::seal_existing(dir, id, !clean)?;
                 report.sealed_at_startup.push(id);
             }
         }
         let active = match newest_unsealed {
             Some(id) => {
-                let (a, cut) = Self::reopen_active(dir, id)?;
+                let (a, cut) = Self::reopen_active(dir, id, !clean)?;
                 report.truncated_bytes = cut;
                 a
             }
@@ -140,6 +164,7 @@ impl PackStore {
                 .weigher(|_, v: &Arc<SealedIndex>| v.weight())
                 .max_capacity(INDEX_CACHE_BYTES)
                 .build(),
+            reserve_bytes: reserve_for(dir),
         };
         Ok((store, report))
     }
@@ -165,7 +190,11 @@ impl PackStore {
         })
     }
 
-    fn reopen_active(dir: &Path, id: PackId) -> Result<(ActivePack, u64), PackError> {
+    fn reopen_active(
+        dir: &Path,
+        id: PackId,
+        cut_torn_tail: bool,
+    ) -> Result<(ActivePack, u64), PackError> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -177,24 +206,34 @@ impl PackStore {
             file.write_all_at(&pack::file_header(), 0)
                 .map_err(|e| io(id, 0, e))?;
             file.set_len(pack::HEADER_LEN).map_err(|e| io(id, 0, e))?;
-        } else {
-            pack::check_file_header(&file, id)?;
+        } else if let Err(e) = pack::check_file_header(&file, id) {
+            tracing::error!(error = %e, "active pack header damaged; scanning its records anyway");
         }
         let len = len.max(pack::HEADER_LEN);
         let scan = pack::scan_records(&file, id, len)?;
-        let cut = len - scan.valid_end;
-        if cut > 0 {
-            tracing::warn!(%id, cut, "cutting damaged or half-written tail of active pack");
-            file.set_len(scan.valid_end)
-                .map_err(|e| io(id, scan.valid_end, e))?;
-            file.sync_all().map_err(|e| io(id, 0, e))?;
+        for (from, to) in &scan.damaged {
+            tracing::error!(%id, from, to, "damaged records in pack; chunks there read as EIO");
+        }
+        let mut end = len;
+        let mut cut = 0;
+        if scan.damaged_tail {
+            if cut_torn_tail {
+                cut = len - scan.valid_end;
+                tracing::warn!(%id, cut, "cutting half-written tail of active pack");
+                file.set_len(scan.valid_end)
+                    .map_err(|e| io(id, scan.valid_end, e))?;
+                file.sync_all().map_err(|e| io(id, 0, e))?;
+                end = scan.valid_end;
+            } else {
+                tracing::error!(%id, from = scan.valid_end, "damaged tail in active pack kept; appending after it");
+            }
         }
         let index = scan.entries.iter().copied().collect();
         Ok((
             ActivePack {
                 id,
                 file: Arc::new(file),
-                len: scan.valid_end,
+                len: end,
                 index,
                 order: scan.entries,
             },
@@ -202,8 +241,8 @@ impl PackStore {
         ))
     }
 
-    fn seal_existing(dir: &Path, id: PackId) -> Result<(), PackError> {
-        let (a, _) = Self::reopen_active(dir, id)?;
+    fn seal_existing(dir: &Path, id: PackId, cut_torn_tail: bool) -> Result<(), PackError> {
+        let (a, _) = Self::reopen_active(dir, id, cut_torn_tail)?;
         Self::seal(&a)
     }
 
@@ -240,11 +279,14 @@ impl PackStore {
         stored: &Stored,
     ) -> Result<PackId, PackError> {
         let rec = pack::encode_record(hash, stored.codec, plain_len, None, &stored.bytes);
+        self.check_space(rec.len() as u64)?;
         let mut a = self.lock_active();
         let off = a.len;
-        a.file
-            .write_all_at(&rec, off)
-            .map_err(|e| io(a.id, off, e))?;
+        if let Err(e) = a.file.write_all_at(&rec, off) {
+            // Drop the partial record so the pack ends at its last whole record.
+            let _ = a.file.set_len(off);
+            return Err(io(a.id, off, e));
+        }
         let loc = Location {
             offset: off,
             stored_len: stored.bytes.len() as u32,
@@ -258,6 +300,22 @@ impl PackStore {
             self.rotate(&mut a)?;
         }
         Ok(id)
+    }
+
+    /// Refuses an append that would eat into the space kept free for metadata commits
+    /// and a clean shutdown, so a full disk fails writes with ENOSPC but never the WAL.
+    fn check_space(&self, need: u64) -> Result<(), PackError> {
+        let Some((avail, _)) = disk_space(&self.dir) else {
+            return Ok(());
+        };
+        if avail < need.saturating_add(self.reserve_bytes) {
+            return Err(io(
+                self.active_id(),
+                0,
+                std::io::Error::from_raw_os_error(libc::ENOSPC),
+            ));
+        }
+        Ok(())
     }
 
     fn rotate(&self, a: &mut ActivePack) -> Result<(), PackError> {
@@ -395,7 +453,7 @@ mod tests {
     use super::*;
 
     fn store(dir: &Path, max: u64) -> PackStore {
-        PackStore::open(dir, max, ChunkHasher::new(&[9; 16]))
+        PackStore::open(dir, max, ChunkHasher::new(&[9; 16]), true)
             .unwrap()
             .0
     }
@@ -451,7 +509,8 @@ mod tests {
             .unwrap()
             .set_len(len - 3)
             .unwrap();
-        let (s, report) = PackStore::open(d.path(), 1 << 30, ChunkHasher::new(&[9; 16])).unwrap();
+        let (s, report) =
+            PackStore::open(d.path(), 1 << 30, ChunkHasher::new(&[9; 16]), false).unwrap();
         assert!(report.truncated_bytes > 0);
         assert_eq!(s.read(p1, &h1, 5000).unwrap(), vec![1u8; 5000]);
         assert!(!s.contains(id, &h2));
@@ -468,9 +527,40 @@ mod tests {
         drop(s);
         // Simulate a crash after creating the next pack but before sealing the first.
         PackStore::create_pack(d.path(), PackId(p1.0 + 1)).unwrap();
-        let (s, report) = PackStore::open(d.path(), 1 << 30, ChunkHasher::new(&[9; 16])).unwrap();
+        let (s, report) =
+            PackStore::open(d.path(), 1 << 30, ChunkHasher::new(&[9; 16]), false).unwrap();
         assert_eq!(report.sealed_at_startup, vec![p1]);
         assert_eq!(s.read(p1, &h1, 300).unwrap(), vec![4u8; 300]);
+    }
+
+    #[test]
+    fn clean_open_keeps_records_after_a_damaged_one() {
+        let d = tempfile::tempdir().unwrap();
+        let s = store(d.path(), 1 << 30);
+        let noise = |seed: u32| -> Vec<u8> {
+            (0..3000u32)
+                .map(|j| (j.wrapping_mul(2654435761).wrapping_add(seed) >> 11) as u8)
+                .collect()
+        };
+        let (d1, d2) = (noise(1), noise(2));
+        let (h1, p1) = put(&s, &d1);
+        let (h2, p2) = put(&s, &d2);
+        drop(s);
+        let f = OpenOptions::new()
+            .write(true)
+            .open(pack_path(d.path(), p1))
+            .unwrap();
+        f.write_all_at(&[0xAB; 64], pack::HEADER_LEN + 100).unwrap();
+        let len = f.metadata().unwrap().len();
+        let (s, report) =
+            PackStore::open(d.path(), 1 << 30, ChunkHasher::new(&[9; 16]), true).unwrap();
+        assert_eq!(report.truncated_bytes, 0);
+        assert_eq!(
+            std::fs::metadata(pack_path(d.path(), p1)).unwrap().len(),
+            len
+        );
+        assert!(s.read(p1, &h1, 3000).is_err());
+        assert_eq!(s.read(p2, &h2, 3000).unwrap(), d2);
     }
 
     #[test]

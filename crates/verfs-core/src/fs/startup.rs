@@ -41,9 +41,13 @@ pub(super) fn open(cfg: &Config) -> Result<Fs, OpenError> {
     let clean = mark == Some(1) || fresh;
     let secret = hash_secret(&meta).map_err(startup("hash secret"))?;
     let packs_dir = cfg.data_dir.join("packs");
-    let (packs, report) =
-        PackStore::open(&packs_dir, cfg.pack_max_bytes(), ChunkHasher::new(&secret))
-            .map_err(|e| startup(&format!("packs in {}", packs_dir.display()))(e.into()))?;
+    let (packs, report) = PackStore::open(
+        &packs_dir,
+        cfg.pack_max_bytes(),
+        ChunkHasher::new(&secret),
+        clean,
+    )
+    .map_err(|e| startup(&format!("packs in {}", packs_dir.display()))(e.into()))?;
     // From here on a crash is unclean until the next clean shutdown.
     meta.set_system_u64(SYS_CLEAN_SHUTDOWN, 0)
         .and_then(|_| meta.sync())
