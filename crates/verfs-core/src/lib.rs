@@ -15,6 +15,7 @@
 //! The binary crate `verfs` adds the FUSE adapter and the CLI; nothing here knows fuser.
 
 pub mod config;
+pub mod control;
 pub mod data;
 pub mod error;
 pub mod meta;

@@ -436,15 +436,17 @@ impl PackStore {
         })
     }
 
-    /// Total bytes of all pack files (for statfs and stats).
-    pub fn total_bytes(&self) -> u64 {
+    /// Number of pack files and their total bytes on disk (for stats).
+    pub fn usage(&self) -> (u64, u64) {
         let Ok(ids) = list_packs(&self.dir) else {
-            return 0;
+            return (0, 0);
         };
-        ids.iter()
+        let bytes = ids
+            .iter()
             .filter_map(|id| std::fs::metadata(pack_path(&self.dir, *id)).ok())
             .map(|m| m.len())
-            .sum()
+            .sum();
+        (ids.len() as u64, bytes)
     }
 }
 

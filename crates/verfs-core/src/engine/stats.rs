@@ -2,6 +2,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use serde::{Deserialize, Serialize};
+
 /// Running counters of one daemon's lifetime.
 #[derive(Default, Debug)]
 pub struct Stats {
@@ -16,7 +18,7 @@ pub struct Stats {
 }
 
 /// A copy of the counters at one moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatsSnapshot {
     /// Bytes returned by reads.
     pub bytes_read: u64,

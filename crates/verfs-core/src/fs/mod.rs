@@ -5,6 +5,7 @@
 //! record: it goes through `meta`'s typed accessors. Data changes go through the write
 //! batcher and complete through a callback, so a FUSE thread never waits for a batch.
 
+mod control;
 mod handles;
 mod ops;
 mod startup;

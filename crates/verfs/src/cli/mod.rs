@@ -2,6 +2,7 @@
 
 mod config;
 mod mount;
+mod stats;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,6 +22,17 @@ enum Command {
     /// Mount the filesystem and serve it in the foreground until SIGINT, SIGTERM or an
     /// external unmount.
     Mount(MountArgs),
+    /// Print space, dedup, compression and activity figures of the running daemon.
+    Stats(StatsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct StatsArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Where the configuration and data live; shared by every command that finds a daemon.
@@ -48,6 +60,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.command {
         Command::Mount(a) => mount::run(&a.config, a.mountpoint),
+        Command::Stats(a) => stats::run(&a.config, a.json),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

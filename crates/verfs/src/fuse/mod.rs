@@ -83,6 +83,7 @@ pub fn serve(fs: Fs, cfg: &Config) -> Result<()> {
     // Only now: stat-ing the mount root needs the session threads to answer.
     let conn = connection_id(&cfg.mount_point);
     watch_signals(tx)?;
+    let control = crate::control::server::Server::start(fs.clone(), fs.data_dir())?;
     tracing::info!(mount = %cfg.mount_point.display(), "mounted");
     let first = rx.recv().unwrap_or(Event::Signal(0));
     if let Event::SessionEnded(Err(e)) = &first {
@@ -101,6 +102,7 @@ pub fn serve(fs: Fs, cfg: &Config) -> Result<()> {
         tracing::info!("filesystem was unmounted externally");
     }
     let _ = session_thread.join();
+    control.stop();
     fs.shutdown().context("shutdown")?;
     tracing::info!("clean shutdown complete");
     Ok(())

@@ -1,0 +1,61 @@
+//! The control plane's view of a mounted filesystem.
+
+use crate::control::{Control, Request, Response, StatsReport};
+use crate::error::FsResult;
+use crate::fs::Fs;
+use crate::meta::Reader;
+
+impl Control for Fs {
+    fn handle(&self, req: Request) -> Response {
+        let res = match req {
+            Request::Stats => self.stats().map(Response::Stats),
+        };
+        res.unwrap_or_else(|e| Response::Error {
+            message: e.to_string(),
+        })
+    }
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+impl Fs {
+    /// Space and activity figures. Walks every chunk record, so it costs O(chunks).
+    ///
+    /// Fails if metadata cannot be read.
+    pub fn stats(&self) -> FsResult<StatsReport> {
+        let mut r = StatsReport::default();
+        self.engine.meta.view()?.for_each_chunk(|_, c| {
+            if c.refcount == 0 {
+                r.unreferenced_chunks += 1;
+                return Ok(true);
+            }
+            r.chunk_count += 1;
+            r.logical_bytes += c.refcount * u64::from(c.plain_len);
+            r.unique_bytes += u64::from(c.plain_len);
+            r.stored_chunk_bytes += u64::from(c.stored_len);
+            Ok(true)
+        })?;
+        (r.pack_count, r.pack_bytes) = self.engine.packs.usage();
+        r.dedup_ratio = ratio(r.logical_bytes, r.unique_bytes);
+        r.compression_ratio = ratio(r.unique_bytes, r.stored_chunk_bytes);
+        let a = self.engine.stats.snapshot();
+        r.chunk_cache_hit_rate = ratio(
+            a.chunk_cache_hits,
+            a.chunk_cache_hits + a.chunk_cache_misses,
+        );
+        r.mean_batch_blocks = ratio(a.batch_blocks, a.batches);
+        r.activity = a;
+        Ok(r)
+    }
+
+    /// The data dir, where the control socket lives.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
+    }
+}

@@ -1,0 +1,71 @@
+//! `verfsnext stats`.
+
+use anyhow::{bail, Result};
+use verfs_core::control::{Request, Response, StatsReport};
+
+use super::ConfigArgs;
+use crate::control::client;
+
+/// Asks the daemon of the configured data dir for its figures and prints them.
+pub fn run(args: &ConfigArgs, json: bool) -> Result<()> {
+    let cfg = super::config::load(args)?;
+    let Response::Stats(s) = client::call(&cfg.data_dir, &Request::Stats)? else {
+        bail!("unexpected answer to stats");
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        print_human(&s);
+    }
+    Ok(())
+}
+
+fn mib(b: u64) -> String {
+    format!("{:.1} MiB", b as f64 / 1048576.0)
+}
+
+fn print_human(s: &StatsReport) {
+    let a = &s.activity;
+    println!(
+        "logical bytes        {} ({})",
+        s.logical_bytes,
+        mib(s.logical_bytes)
+    );
+    println!(
+        "unique bytes         {} ({})",
+        s.unique_bytes,
+        mib(s.unique_bytes)
+    );
+    println!(
+        "stored chunk bytes   {} ({})",
+        s.stored_chunk_bytes,
+        mib(s.stored_chunk_bytes)
+    );
+    println!(
+        "pack bytes on disk   {} ({})",
+        s.pack_bytes,
+        mib(s.pack_bytes)
+    );
+    println!("dedup ratio          {:.3}", s.dedup_ratio);
+    println!("compression ratio    {:.3}", s.compression_ratio);
+    println!(
+        "chunks               {} (+{} unreferenced)",
+        s.chunk_count, s.unreferenced_chunks
+    );
+    println!("packs                {}", s.pack_count);
+    println!("dedup hits / misses  {} / {}", a.dedup_hits, a.dedup_misses);
+    println!(
+        "chunk cache          {:.1}% hits ({} / {})",
+        s.chunk_cache_hit_rate * 100.0,
+        a.chunk_cache_hits,
+        a.chunk_cache_hits + a.chunk_cache_misses
+    );
+    println!(
+        "batches              {} (mean {:.1} blocks)",
+        a.batches, s.mean_batch_blocks
+    );
+    println!(
+        "bytes written / read {} / {}",
+        a.bytes_written, a.bytes_read
+    );
+}
