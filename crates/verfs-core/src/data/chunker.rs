@@ -21,6 +21,19 @@ impl Chunker {
         self.size
     }
 
+    /// Length of the first chunk of `data` (which starts at a chunk boundary); `None`
+    /// when more bytes are needed to decide.
+    pub fn cut(&self, data: &[u8], eof: bool) -> Option<usize> {
+        let size = self.size as usize;
+        if data.len() >= size {
+            Some(size)
+        } else if eof {
+            Some(data.len())
+        } else {
+            None
+        }
+    }
+
     /// The chunk-aligned start of the chunk containing `offset`.
     pub fn align_down(&self, offset: u64) -> u64 {
         offset - offset % self.size

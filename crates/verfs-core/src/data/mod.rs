@@ -8,12 +8,14 @@ pub mod compress;
 pub mod hash;
 pub mod pack;
 pub mod store;
+pub mod ultracdc;
 
 pub use chunker::Chunker;
 pub use compress::{Codec, Stored};
 pub use hash::ChunkHasher;
 pub use pack::PackError;
 pub use store::PackStore;
+pub use ultracdc::{StreamChunker, UltraCdc};
 
 use crate::error::FsError;
 

@@ -36,6 +36,7 @@ pub struct Engine {
     /// Counters for `stats`.
     pub stats: Stats,
     chunk_cache: Option<Cache<ChunkHash, Arc<Vec<u8>>>>,
+    max_extent_len: u64,
 }
 
 impl Engine {
@@ -46,6 +47,7 @@ impl Engine {
         chunker: Chunker,
         zstd_level: i32,
         chunk_cache_bytes: u64,
+        max_extent_len: u64,
     ) -> Engine {
         let chunk_cache = (chunk_cache_bytes > 0).then(|| {
             Cache::builder()
@@ -61,6 +63,7 @@ impl Engine {
             pending: Pending::default(),
             stats: Stats::default(),
             chunk_cache,
+            max_extent_len: max_extent_len.max(chunker.max_chunk_len()),
         }
     }
 
@@ -93,6 +96,12 @@ impl Engine {
         Ok(data)
     }
 
+    /// How far back from an offset the extent covering it may start: the largest chunk
+    /// this filesystem has ever cut.
+    pub fn max_extent_len(&self) -> u64 {
+        self.max_extent_len
+    }
+
     /// Remembers a chunk just written, so reading it back soon needs no pack read.
     pub fn cache_chunk(&self, hash: ChunkHash, data: Arc<Vec<u8>>) {
         if let Some(c) = &self.chunk_cache {
@@ -117,7 +126,7 @@ impl Engine {
         if start >= end {
             return Ok(());
         }
-        let extents = r.extents_overlapping(ino, start, end, self.chunker.max_chunk_len())?;
+        let extents = r.extents_overlapping(ino, start, end, self.max_extent_len)?;
         for e in extents {
             let data = self.read_chunk(r, &e)?;
             let s = start.max(e.offset);
@@ -170,9 +179,15 @@ impl Engine {
                 return Ok(inode);
             }
             inode.size = snap.ops.iter().fold(inode.size, |s, op| op.size_after(s));
-            let now = Timestamp::now();
-            inode.mtime = now;
-            inode.ctime = now;
+            if snap
+                .ops
+                .iter()
+                .any(|op| !matches!(op, PendingOp::Held { .. }))
+            {
+                let now = Timestamp::now();
+                inode.mtime = now;
+                inode.ctime = now;
+            }
             if self.pending.commits() == snap.commits {
                 return Ok(inode);
             }

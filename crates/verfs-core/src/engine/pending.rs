@@ -21,6 +21,14 @@ pub enum PendingOp {
         /// The bytes, shared with the batcher's message.
         data: Arc<[u8]>,
     },
+    /// A file's last chunk held in memory by the batcher after its write committed
+    /// (reads like a write, but its time change is already committed).
+    Held {
+        /// File offset.
+        offset: u64,
+        /// The bytes.
+        data: Arc<[u8]>,
+    },
     /// The file's size set (truncate or extend).
     Truncate {
         /// New size.
@@ -32,7 +40,9 @@ impl PendingOp {
     /// The file size after this op, given the size before it.
     pub fn size_after(&self, size: u64) -> u64 {
         match self {
-            PendingOp::Write { offset, data } => size.max(offset + data.len() as u64),
+            PendingOp::Write { offset, data } | PendingOp::Held { offset, data } => {
+                size.max(offset + data.len() as u64)
+            }
             PendingOp::Truncate { size: s } => *s,
         }
     }
@@ -42,7 +52,7 @@ impl PendingOp {
     pub fn apply(&self, start: u64, buf: &mut [u8], size: u64) -> u64 {
         let end = start + buf.len() as u64;
         match self {
-            PendingOp::Write { offset, data } => {
+            PendingOp::Write { offset, data } | PendingOp::Held { offset, data } => {
                 let wend = offset + data.len() as u64;
                 let s = start.max(*offset);
                 let e = end.min(wend);
@@ -98,10 +108,25 @@ impl Pending {
         send(seq)
     }
 
-    /// Removes the ops of a committed batch and moves the commit counter.
-    pub fn committed(&self, done: &[(Ino, u64)]) {
+    /// Removes the ops of a committed batch and moves the commit counter; each entry of
+    /// `keep` instead replaces the op with that sequence number (a held tail taking the
+    /// place of the write it came from, so the overlay order stays the apply order).
+    pub fn committed(&self, done: &[(Ino, u64)], keep: Vec<(Ino, u64, PendingOp)>) {
         let mut g = self.lock();
+        let kept: Vec<(Ino, u64)> = keep.iter().map(|(i, s, _)| (*i, *s)).collect();
+        for (ino, seq, op) in keep {
+            if let Some(slot) = g
+                .by_ino
+                .get_mut(&ino)
+                .and_then(|v| v.iter_mut().find(|(s, _)| *s == seq))
+            {
+                slot.1 = op;
+            }
+        }
         for (ino, seq) in done {
+            if kept.contains(&(*ino, *seq)) {
+                continue;
+            }
             if let Some(v) = g.by_ino.get_mut(ino) {
                 v.retain(|(s, _)| s != seq);
                 if v.is_empty() {
@@ -110,11 +135,6 @@ impl Pending {
             }
         }
         g.commits += 1;
-    }
-
-    /// Moves the commit counter without removing anything (ops failed and were dropped).
-    pub fn bump(&self) {
-        self.lock().commits += 1;
     }
 
     /// The pending ops of `ino` and the commit counter.
@@ -191,11 +211,28 @@ mod tests {
         let s1 = p.record(Ino(5), w(0, b"a"), |s| s);
         let s2 = p.record(Ino(5), w(1, b"b"), |s| s);
         let c0 = p.commits();
-        p.committed(&[(Ino(5), s1)]);
+        p.committed(&[(Ino(5), s1)], Vec::new());
         let snap = p.snapshot(Ino(5));
         assert_eq!(snap.ops.len(), 1);
         assert_eq!(snap.commits, c0 + 1);
-        p.committed(&[(Ino(5), s2)]);
+        p.committed(&[(Ino(5), s2)], Vec::new());
         assert!(!p.has_pending(Ino(5)));
+    }
+
+    #[test]
+    fn a_kept_op_becomes_a_held_tail_in_place() {
+        let p = Pending::default();
+        let s1 = p.record(Ino(5), w(0, b"abcdef"), |s| s);
+        let s2 = p.record(Ino(5), PendingOp::Truncate { size: 2 }, |s| s);
+        let held = PendingOp::Held {
+            offset: 4,
+            data: Arc::from(&b"ef"[..]),
+        };
+        p.committed(&[(Ino(5), s1)], vec![(Ino(5), s1, held)]);
+        let snap = p.snapshot(Ino(5));
+        assert!(matches!(snap.ops[0], PendingOp::Held { offset: 4, .. }));
+        assert!(matches!(snap.ops[1], PendingOp::Truncate { size: 2 }));
+        p.committed(&[(Ino(5), s2)], Vec::new());
+        assert!(p.has_pending(Ino(5)));
     }
 }

@@ -12,7 +12,9 @@ use crate::config::Config;
 use crate::data::{ChunkHasher, Chunker, PackStore};
 use crate::engine::Engine;
 use crate::error::FsError;
-use crate::meta::{Inode, Reader, Store, CHUNK_FLAG_LOST, SYS_CLEAN_SHUTDOWN, SYS_HASH_SECRET};
+use crate::meta::{
+    Inode, Reader, Store, CHUNK_FLAG_LOST, SYS_CLEAN_SHUTDOWN, SYS_HASH_SECRET, SYS_MAX_EXTENT_LEN,
+};
 use crate::service::{DataDirLock, SyncService};
 use crate::types::{FileKind, Ino, PackId, Timestamp};
 use crate::write::{BatchLimits, Batcher};
@@ -67,12 +69,15 @@ pub(super) fn open(cfg: &Config) -> Result<Fs, OpenError> {
     }
     ensure_root(&meta).map_err(startup("create root"))?;
     let chunker = Chunker::fixed(cfg.ultracdc_avg_size_bytes);
+    let max_extent_len = max_extent_len(&meta, u64::from(cfg.ultracdc_max_size_bytes))
+        .map_err(startup("record chunk size limit"))?;
     let engine = Arc::new(Engine::new(
         meta,
         packs,
         chunker,
         cfg.zstd_compression_level,
         cfg.chunk_cache_mb * 1024 * 1024,
+        max_extent_len,
     ));
     let purged = purge_orphans(&engine).map_err(startup("purge orphans"))?;
     if purged > 0 {
@@ -104,6 +109,16 @@ pub(super) fn open(cfg: &Config) -> Result<Fs, OpenError> {
         data_dir: cfg.data_dir.clone(),
         _lock: lock,
     })
+}
+
+/// The largest chunk length this filesystem may hold: the configured maximum, or a
+/// larger one used before (extents cut then are still there).
+fn max_extent_len(meta: &Store, configured: u64) -> Result<u64, FsError> {
+    let seen = meta.read_system_u64(SYS_MAX_EXTENT_LEN)?.unwrap_or(0);
+    if configured > seen {
+        meta.set_system_u64(SYS_MAX_EXTENT_LEN, configured)?;
+    }
+    Ok(configured.max(seen))
 }
 
 /// The per-filesystem chunk-id secret, created at first mount.

@@ -73,6 +73,8 @@ impl From<MetaError> for FsError {
 const SYS_LIVE_GEN: &str = "live_gen";
 /// Name of the clean-shutdown mark (1 = last run shut down cleanly).
 pub const SYS_CLEAN_SHUTDOWN: &str = "clean_shutdown";
+/// Name of the largest chunk length ever cut here (u64), the look-back for extents.
+pub const SYS_MAX_EXTENT_LEN: &str = "max_extent_len";
 /// Name of the per-filesystem chunk hash secret (16 bytes).
 pub const SYS_HASH_SECRET: &str = "hash_secret";
 

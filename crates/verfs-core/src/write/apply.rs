@@ -1,21 +1,32 @@
 //! Applying one batch: per inode, in arrival order, in one metadata transaction.
 //!
-//! Runs of writes are merged into dirty ranges, widened to whole chunks, read back where
-//! they only partly change, re-chunked and stored (`chunks::put_spans`). Size changes cut
-//! or drop extents. If the batch transaction fails, each inode is retried in its own
-//! transaction so one bad file cannot fail the writes of another.
+//! Runs of writes are re-chunked by [`Run`] (`region.rs`); size changes cut or drop
+//! extents. Each file's final chunk may be held back in memory ([`Held`]) until the next
+//! write, a flush (last close, fsync, idle timer, shutdown) or a size change. If the batch
+//! transaction fails, each inode is retried in its own transaction so one bad file cannot
+//! fail the writes of another.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::chunks::{self, ChunkSpans, Memo};
+use super::chunks::{self, Memo};
+use super::region::{Held, Run, MAX_FILE_SIZE};
 use super::{AttrEdit, Batch, Done, Msg};
-use crate::engine::Engine;
+use crate::engine::{Engine, PendingOp};
 use crate::error::{FsError, FsResult};
 use crate::meta::{Inode, Reader, WriteTxn};
 use crate::types::{FileKind, Ino, Timestamp};
 
-/// Largest file offset accepted (the kernel's `MAX_LFS_FILESIZE` on 64-bit).
-pub(crate) const MAX_FILE_SIZE: u64 = i64::MAX as u64;
+/// A held tail and the overlay entry that shows it to readers.
+pub(crate) struct HeldTail {
+    /// Sequence number of the overlay entry.
+    pub seq: u64,
+    /// The bytes.
+    pub held: Held,
+}
+
+/// Held tails of the batcher, by inode.
+pub(crate) type Tails = HashMap<Ino, HeldTail>;
 
 /// A data op of one inode, with its completion.
 enum Op {
@@ -41,69 +52,89 @@ impl Op {
     }
 }
 
-/// The ops of one inode in a batch.
+/// The ops of one inode in a batch, and whether its held tail must be stored.
 struct InodeOps {
     ino: Ino,
     ops: Vec<Op>,
+    flush: bool,
 }
 
-/// Applies a batch and completes every message in it.
-pub(crate) fn apply_batch(engine: &Engine, batch: Batch) {
+/// What applying a group produced.
+struct Applied {
+    inode: Inode,
+    held: Option<Held>,
+}
+
+fn group<'a>(groups: &'a mut Vec<InodeOps>, ino: Ino) -> &'a mut InodeOps {
+    match groups.iter().position(|g| g.ino == ino) {
+        Some(i) => &mut groups[i],
+        None => {
+            groups.push(InodeOps {
+                ino,
+                ops: Vec::new(),
+                flush: false,
+            });
+            let last = groups.len() - 1;
+            &mut groups[last]
+        }
+    }
+}
+
+/// Applies a batch and completes every message in it. `flush_all` stores every held
+/// tail (sync, stop, idle timer, memory cap).
+pub(crate) fn apply_batch(engine: &Engine, batch: Batch, tails: &mut Tails, flush_all: bool) {
     let mut groups: Vec<InodeOps> = Vec::new();
     let mut syncs: Vec<Done<()>> = Vec::new();
+    let mut flush_all = flush_all || batch.stop;
     for m in batch.msgs {
-        let (ino, op) = match m {
+        match m {
             Msg::Write {
                 ino,
                 seq,
                 offset,
                 data,
                 done,
-            } => (
-                ino,
-                Op::Write {
-                    seq,
-                    offset,
-                    data,
-                    done,
-                },
-            ),
+            } => group(&mut groups, ino).ops.push(Op::Write {
+                seq,
+                offset,
+                data,
+                done,
+            }),
             Msg::SetSize {
                 ino,
                 seq,
                 size,
                 edit,
                 done,
-            } => (
-                ino,
-                Op::SetSize {
-                    seq,
-                    size,
-                    edit,
-                    done,
-                },
-            ),
-            Msg::Sync { done } => {
-                syncs.push(done);
-                continue;
+            } => group(&mut groups, ino).ops.push(Op::SetSize {
+                seq,
+                size,
+                edit,
+                done,
+            }),
+            Msg::Flush { ino } => {
+                if tails.contains_key(&ino) {
+                    group(&mut groups, ino).flush = true;
+                }
             }
-            Msg::Stop => continue,
-        };
-        match groups.iter_mut().find(|g| g.ino == ino) {
-            Some(g) => g.ops.push(op),
-            None => groups.push(InodeOps { ino, ops: vec![op] }),
+            Msg::Sync { done } => {
+                flush_all = true;
+                syncs.push(done);
+            }
+            Msg::Stop => {}
+        }
+    }
+    if flush_all {
+        for ino in tails.keys().copied().collect::<Vec<_>>() {
+            group(&mut groups, ino).flush = true;
         }
     }
     let mut memo = Memo::new();
-    let results = commit_groups(engine, &groups, &mut memo);
-    let seqs: Vec<(Ino, u64)> = groups
-        .iter()
-        .flat_map(|g| g.ops.iter().map(move |op| (g.ino, op.seq())))
-        .collect();
-    engine.pending.committed(&seqs);
+    let results = commit_groups(engine, &groups, tails, &mut memo);
+    settle_overlay(engine, &groups, &results, tails);
     engine.stats.add_batch(batch.blocks as u64, batch.bytes);
     for (g, res) in groups.into_iter().zip(results) {
-        complete(g, res);
+        complete(g, res.map(|a| a.inode));
     }
     if !syncs.is_empty() {
         let res = engine.sync_durable();
@@ -116,15 +147,66 @@ pub(crate) fn apply_batch(engine: &Engine, batch: Batch) {
     }
 }
 
+/// After commit: removes the batch's ops from the overlay and records new held tails
+/// in place of the last op of their group (keeping overlay order).
+fn settle_overlay(
+    engine: &Engine,
+    groups: &[InodeOps],
+    results: &[FsResult<Applied>],
+    tails: &mut Tails,
+) {
+    let mut done: Vec<(Ino, u64)> = Vec::new();
+    let mut keep: Vec<(Ino, u64, PendingOp)> = Vec::new();
+    for (g, res) in groups.iter().zip(results) {
+        let ops = g.ops.iter().map(|op| (g.ino, op.seq()));
+        match res {
+            Ok(a) => {
+                if let Some(old) = tails.remove(&g.ino) {
+                    done.push((g.ino, old.seq));
+                }
+                done.extend(ops);
+                if let (Some(h), Some(last)) = (&a.held, g.ops.last()) {
+                    let op = PendingOp::Held {
+                        offset: h.offset,
+                        data: h.data.clone(),
+                    };
+                    keep.push((g.ino, last.seq(), op));
+                    tails.insert(
+                        g.ino,
+                        HeldTail {
+                            seq: last.seq(),
+                            held: h.clone(),
+                        },
+                    );
+                }
+            }
+            Err(FsError::NotFound) => {
+                if let Some(old) = tails.remove(&g.ino) {
+                    done.push((g.ino, old.seq));
+                }
+                done.extend(ops);
+            }
+            // Any other failure keeps the held tail (and its overlay entry) for a retry.
+            Err(_) => done.extend(ops),
+        }
+    }
+    engine.pending.committed(&done, keep);
+}
+
 /// Commits every group in one transaction, or — if that fails — each group alone.
-fn commit_groups(engine: &Engine, groups: &[InodeOps], memo: &mut Memo) -> Vec<FsResult<Inode>> {
+fn commit_groups(
+    engine: &Engine,
+    groups: &[InodeOps],
+    tails: &Tails,
+    memo: &mut Memo,
+) -> Vec<FsResult<Applied>> {
     if groups.is_empty() {
         return Vec::new();
     }
     let all = engine.meta.write(|txn| {
         let mut out = Vec::with_capacity(groups.len());
-        for g in groups.iter() {
-            out.push(apply_group(engine, txn, g, memo)?);
+        for g in groups {
+            out.push(apply_group(engine, txn, g, tails.get(&g.ino), memo)?);
         }
         Ok::<_, FsError>(out)
     });
@@ -133,7 +215,11 @@ fn commit_groups(engine: &Engine, groups: &[InodeOps], memo: &mut Memo) -> Vec<F
         Err(e) if groups.len() == 1 => vec![Err(e)],
         Err(_) => groups
             .iter()
-            .map(|g| engine.meta.write(|txn| apply_group(engine, txn, g, memo)))
+            .map(|g| {
+                engine
+                    .meta
+                    .write(|txn| apply_group(engine, txn, g, tails.get(&g.ino), memo))
+            })
             .collect(),
     }
 }
@@ -155,130 +241,71 @@ fn complete(g: InodeOps, res: FsResult<Inode>) {
     }
 }
 
-/// Applies one inode's ops inside `txn` and returns the inode as written.
+/// Applies one inode's ops (after its held tail) inside `txn`.
 fn apply_group(
     engine: &Engine,
     txn: &mut WriteTxn,
     g: &InodeOps,
+    tail: Option<&HeldTail>,
     memo: &mut Memo,
-) -> FsResult<Inode> {
+) -> FsResult<Applied> {
     let mut inode = txn.inode(g.ino)?.ok_or(FsError::NotFound)?;
     match inode.kind {
         FileKind::File => {}
         FileKind::Dir => return Err(FsError::IsDir),
         _ => return Err(FsError::Inval),
     }
-    let mut i = 0;
-    while i < g.ops.len() {
-        let run_end = g.ops[i..]
-            .iter()
-            .position(|op| !matches!(op, Op::Write { .. }))
-            .map_or(g.ops.len(), |p| i + p);
-        if run_end > i {
-            let writes: Vec<(u64, &[u8])> = g.ops[i..run_end]
-                .iter()
-                .filter_map(|op| match op {
-                    Op::Write { offset, data, .. } => Some((*offset, &data[..])),
-                    Op::SetSize { .. } => None,
-                })
-                .collect();
-            write_run(engine, txn, &mut inode, &writes, memo)?;
-            i = run_end;
-            continue;
-        }
-        if let Op::SetSize { size, edit, .. } = &g.ops[i] {
-            set_size(engine, txn, &mut inode, *size, memo)?;
-            edit(&mut inode);
-        }
-        i += 1;
+    let mut run: Vec<(u64, &[u8])> = Vec::new();
+    let mut tail_offset = None;
+    if let Some(t) = tail {
+        run.push((t.held.offset, &t.held.data[..]));
+        tail_offset = Some(t.held.offset);
     }
-    inode.data_version += 1;
-    txn.put_inode(&inode)?;
-    Ok(inode)
-}
-
-/// Merges overlapping or touching `[start, end)` ranges.
-pub(crate) fn merge_ranges(mut r: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
-    r.sort_unstable();
-    let mut out: Vec<(u64, u64)> = Vec::with_capacity(r.len());
-    for (s, e) in r {
-        match out.last_mut() {
-            Some(last) if s <= last.1 => last.1 = last.1.max(e),
-            _ => out.push((s, e)),
-        }
-    }
-    out
-}
-
-/// Applies a run of writes (in arrival order) to the file.
-fn write_run(
-    engine: &Engine,
-    txn: &mut WriteTxn,
-    inode: &mut Inode,
-    writes: &[(u64, &[u8])],
-    memo: &mut Memo,
-) -> FsResult<()> {
-    let mut ranges = Vec::with_capacity(writes.len());
-    for (off, data) in writes {
-        let end = off
-            .checked_add(data.len() as u64)
-            .filter(|e| *e <= MAX_FILE_SIZE)
-            .ok_or(FsError::TooBig)?;
-        ranges.push((*off, end));
-    }
-    let new_size = ranges.iter().fold(inode.size, |s, r| s.max(r.1));
-    let mut spans: Vec<(u64, u64)> = Vec::new();
-    for (s, e) in merge_ranges(ranges) {
-        for span in engine.chunker.chunks_covering(s, e, new_size) {
-            if spans.last().is_none_or(|l| l.0 < span.0) {
-                spans.push(span);
+    for op in &g.ops {
+        match op {
+            Op::Write { offset, data, .. } => run.push((*offset, &data[..])),
+            Op::SetSize { size, edit, .. } => {
+                apply_run(
+                    engine,
+                    txn,
+                    &mut inode,
+                    (&run, tail_offset.take()),
+                    false,
+                    memo,
+                )?;
+                run.clear();
+                set_size(engine, txn, &mut inode, *size, memo)?;
+                edit(&mut inode);
             }
         }
     }
-    let mut built: ChunkSpans = Vec::with_capacity(spans.len());
-    for (cs, ce) in spans {
-        let mut buf = vec![0u8; (ce - cs) as usize];
-        let old_end = ce.min(inode.size);
-        if cs < old_end && !fully_covered(writes, cs, ce) {
-            engine.read_committed(
-                txn,
-                inode.ino,
-                cs,
-                &mut buf[..(old_end - cs) as usize],
-                inode.size,
-            )?;
-        }
-        for (off, data) in writes {
-            overlay(&mut buf, cs, *off, data);
-        }
-        built.push((cs, buf));
+    let held = apply_run(engine, txn, &mut inode, (&run, tail_offset), !g.flush, memo)?;
+    if g.ops.iter().any(|op| matches!(op, Op::Write { .. })) {
+        touch_data(&mut inode);
     }
-    chunks::put_spans(engine, txn, inode.ino, built, memo)?;
-    inode.size = new_size;
-    touch_data(inode);
-    Ok(())
+    inode.data_version += 1;
+    txn.put_inode(&inode)?;
+    Ok(Applied { inode, held })
 }
 
-/// Whether the writes together cover all of `[s, e)` (so the old bytes need no read).
-fn fully_covered(writes: &[(u64, &[u8])], s: u64, e: u64) -> bool {
-    let ranges: Vec<(u64, u64)> = writes
-        .iter()
-        .map(|(o, d)| (*o, o + d.len() as u64))
-        .filter(|(o, end)| *end > s && *o < e)
-        .collect();
-    let merged = merge_ranges(ranges);
-    merged.iter().any(|(a, b)| *a <= s && *b >= e)
-}
-
-/// Copies the part of a write at `off` that falls in the chunk buffer starting at `cs`.
-fn overlay(buf: &mut [u8], cs: u64, off: u64, data: &[u8]) {
-    let ce = cs + buf.len() as u64;
-    let s = cs.max(off);
-    let e = ce.min(off + data.len() as u64);
-    if s < e {
-        buf[(s - cs) as usize..(e - cs) as usize]
-            .copy_from_slice(&data[(s - off) as usize..(e - off) as usize]);
+fn apply_run(
+    engine: &Engine,
+    txn: &mut WriteTxn,
+    inode: &mut Inode,
+    (writes, tail_offset): (&[(u64, &[u8])], Option<u64>),
+    may_hold: bool,
+    memo: &mut Memo,
+) -> FsResult<Option<Held>> {
+    if writes.is_empty() {
+        return Ok(None);
     }
+    Run {
+        engine,
+        writes,
+        may_hold,
+        tail_offset,
+    }
+    .apply(txn, inode, memo)
 }
 
 /// Sets the file size: drops extents past it and cuts the one that straddles it.
@@ -293,7 +320,7 @@ fn set_size(
         return Err(FsError::TooBig);
     }
     if size < inode.size {
-        let max = engine.chunker.max_chunk_len();
+        let max = engine.max_extent_len();
         for e in txn.extents_overlapping(inode.ino, size, u64::MAX, max)? {
             if e.offset >= size {
                 if let Some(old) = txn.delete_extent(inode.ino, e.offset)? {
@@ -328,31 +355,4 @@ pub(crate) fn drop_all_extents(txn: &mut WriteTxn, ino: Ino) -> FsResult<()> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranges_merge_when_touching() {
-        assert_eq!(
-            merge_ranges(vec![(5, 10), (0, 5), (20, 30), (25, 26)]),
-            vec![(0, 10), (20, 30)]
-        );
-    }
-
-    #[test]
-    fn coverage_and_overlay() {
-        let a = [1u8; 10];
-        let b = [2u8; 10];
-        let w: Vec<(u64, &[u8])> = vec![(0, &a), (10, &b)];
-        assert!(fully_covered(&w, 0, 20));
-        assert!(!fully_covered(&w, 0, 21));
-        let mut buf = vec![0u8; 8];
-        overlay(&mut buf, 6, 0, &a);
-        assert_eq!(buf, [1, 1, 1, 1, 0, 0, 0, 0]);
-        overlay(&mut buf, 6, 10, &b);
-        assert_eq!(buf, [1, 1, 1, 1, 2, 2, 2, 2]);
-    }
 }

@@ -10,8 +10,10 @@
 
 mod apply;
 mod chunks;
+mod region;
 
 pub(crate) use apply::drop_all_extents;
+use apply::Tails;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
@@ -59,6 +61,9 @@ pub(crate) enum Msg {
     },
     Sync {
         done: Done<()>,
+    },
+    Flush {
+        ino: Ino,
     },
     Stop,
 }
@@ -147,6 +152,13 @@ impl Batcher {
         }
     }
 
+    /// Asks for `ino`'s held last chunk to be stored (its last handle closed).
+    pub fn flush(&self, ino: Ino) {
+        if !self.stopped.load(Ordering::Acquire) {
+            let _ = self.tx.send(Msg::Flush { ino });
+        }
+    }
+
     /// Applies everything queued, then stops the thread. Later calls fail with
     /// `ShuttingDown`.
     pub fn stop(&self) {
@@ -167,7 +179,7 @@ fn fail(msg: Msg, e: FsError) {
         Msg::Write { done, .. } => done(Err(e)),
         Msg::SetSize { done, .. } => done(Err(e)),
         Msg::Sync { done } => done(Err(e)),
-        Msg::Stop => {}
+        Msg::Flush { .. } | Msg::Stop => {}
     }
 }
 
@@ -188,7 +200,7 @@ impl Batch {
                 self.bytes += data.len() as u64;
             }
             Msg::SetSize { .. } => self.blocks += 1,
-            Msg::Sync { .. } => {}
+            Msg::Sync { .. } | Msg::Flush { .. } => {}
             Msg::Stop => {
                 self.stop = true;
                 return;
@@ -203,8 +215,26 @@ impl Batch {
 }
 
 fn run(engine: &Engine, rx: &Receiver<Msg>, limits: BatchLimits) {
+    let mut tails = Tails::new();
     loop {
-        let Ok(first) = rx.recv() else { return };
+        // With held tails, wake after the delay to store them: a file being written
+        // slowly still reaches the packs within `batch_max_delay_ms`.
+        let first = if tails.is_empty() {
+            rx.recv().ok()
+        } else {
+            match rx.recv_timeout(limits.max_delay) {
+                Ok(m) => Some(m),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    apply::apply_batch(engine, Batch::default(), &mut tails, true);
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => None,
+            }
+        };
+        let Some(first) = first else {
+            apply::apply_batch(engine, Batch::default(), &mut tails, true);
+            return;
+        };
         let opened = Instant::now();
         let mut batch = Batch::default();
         batch.push(first);
@@ -215,7 +245,8 @@ fn run(engine: &Engine, rx: &Receiver<Msg>, limits: BatchLimits) {
             }
         }
         let stop = batch.stop;
-        apply::apply_batch(engine, batch);
+        let held: u64 = tails.values().map(|t| t.held.data.len() as u64).sum();
+        apply::apply_batch(engine, batch, &mut tails, held > limits.max_bytes);
         if stop {
             // Anything that raced in after Stop is answered, never dropped silently.
             while let Ok(m) = rx.try_recv() {

@@ -69,6 +69,7 @@ impl Fs {
         if !last {
             return Ok(());
         }
+        self.batcher.flush(ino);
         let unlinked = self
             .engine
             .meta

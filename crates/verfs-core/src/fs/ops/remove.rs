@@ -33,8 +33,7 @@ impl Fs {
                 }
                 touch_dir(txn, parent, 0)?;
                 txn.delete_dirent(parent, name)?;
-                let keep = open || self.engine.pending.has_pending(d.ino);
-                drop_link(txn, d.ino, keep)?;
+                drop_link(txn, d.ino, open)?;
                 Ok(Attempt::Done)
             });
             self.handles.end_unlink(d.ino);

@@ -58,8 +58,7 @@ impl Fs {
                 if flags & RENAME_EXCHANGE != 0 {
                     exchange(txn, src, dst)?;
                 } else {
-                    let keep = open || guard.is_some_and(|i| self.engine.pending.has_pending(i));
-                    move_entry(txn, src, dst, flags & RENAME_NOREPLACE != 0, keep)?;
+                    move_entry(txn, src, dst, flags & RENAME_NOREPLACE != 0, open)?;
                 }
                 Ok(true)
             });

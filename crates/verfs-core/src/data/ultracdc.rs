@@ -1,0 +1,517 @@
+//! UltraCDC content-defined chunking (Zhou et al., 2022), written from the paper's
+//! description so that chunk boundaries can be found on a stream.
+//!
+//! Algorithm: an 8-byte window slides in 8-byte words. `dist`, the Hamming distance
+//! between the window and `0xAA..AA`, is updated per byte from a table of
+//! `popcount(byte ^ 0xAA)`; position `p` is a cut point when `dist & mask == 0`, with a
+//! harder mask before the normal size and an easier one after it (normalized chunking).
+//! A word equal to the previous word bumps a run counter; after `LEST` such words the
+//! chunk is cut (low-entropy rule). Every piece of state restarts at each cut, so a
+//! boundary depends only on the bytes since the previous boundary: streaming in any
+//! piece sizes yields exactly the boundaries of a whole-buffer pass.
+//!
+//! Mask choice: for random bytes `dist` is Binomial(64, 1/2) around 32, so a mask with
+//! `k` bits does not cut with probability 2^-k. `GAP` lists masks `0x23..=0x35`
+//! (all contain bit 5, i.e. they select the low tail `dist < 32`) with their mean gap
+//! between cuts on random data, computed exactly from the binomial model (1 / rate of
+//! runs of hits). Like FastCDC's level-2 normalization we aim the small-phase mask at a
+//! gap of `4 * avg` and the large-phase mask at `avg / 4`, then, because the ladder is
+//! coarse (steps of 2-5x), take of the two neighbouring masks on each side the pair whose
+//! predicted mean chunk size is closest to `avg`.
+
+/// The fixed pattern the window is compared with (the paper's 0xAA..AA).
+const PATTERN: u64 = 0xAAAA_AAAA_AAAA_AAAA;
+/// Equal consecutive words needed to cut a low-entropy run (the paper's LEST).
+const LEST: u32 = 64;
+/// Mask of the first `GAP` entry; entry `i` is mask `FIRST_MASK + i`.
+const FIRST_MASK: u32 = 0x23;
+/// Mean bytes between cuts of mask `FIRST_MASK + i` on uniformly random data.
+const GAP: [u32; 19] = [
+    17, 20, 30, 43, 89, 128, 241, 421, 1088, 2019, 5533, 12670, 42825, 108836, 412791, 1323283,
+    6117849, 23156336, 128040500,
+];
+/// `popcount(b ^ 0xAA)`: one byte's contribution to `dist`.
+const DIST: [u32; 256] = {
+    let mut t = [0u32; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = (b as u8 ^ 0xAA).count_ones();
+        b += 1;
+    }
+    t
+};
+
+/// UltraCDC boundaries for one filesystem's chunk sizes; cheap to copy so every writer
+/// can hold its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UltraCdc {
+    min: usize,
+    normal: usize,
+    max: usize,
+    mask_s: u32,
+    mask_l: u32,
+}
+
+/// Where a scan of the current chunk stopped, so a stream resumes instead of rescanning.
+#[derive(Debug, Clone, Copy, Default)]
+struct Scan {
+    /// Offset of the next word to read; 0 while the window is not yet loaded.
+    pos: usize,
+    win: u64,
+    dist: u32,
+    run: u32,
+}
+
+/// The 8 bytes at `at` as a little-endian word, if they are all present.
+fn word(data: &[u8], at: usize) -> Option<u64> {
+    let bytes: [u8; 8] = data.get(at..at.checked_add(8)?)?.try_into().ok()?;
+    Some(u64::from_le_bytes(bytes))
+}
+
+/// Expected chunk size on random data with mean gaps `gs` before and `gl` after normal.
+fn predicted_mean(min: usize, normal: usize, max: usize, gs: f64, gl: f64) -> f64 {
+    let (a, b) = ((normal - min) as f64, (max - normal) as f64);
+    let reach_normal = (-a / gs).exp();
+    min as f64 + gs * (1.0 - reach_normal) + reach_normal * gl * (1.0 - (-b / gl).exp())
+}
+
+/// The two `GAP` indices around `target` (the same one twice past either end).
+fn bracket(target: f64) -> [usize; 2] {
+    let hi = GAP.iter().position(|&g| f64::from(g) >= target);
+    let hi = hi.unwrap_or(GAP.len() - 1);
+    [hi.saturating_sub(1), hi]
+}
+
+impl UltraCdc {
+    /// Panics never; clamps: min >= 64, min <= avg <= max. `avg` is the normal size where
+    /// the mask switches, and the masks are chosen so the mean chunk is close to it.
+    pub fn new(min: u32, avg: u32, max: u32) -> UltraCdc {
+        let min = min.max(64) as usize;
+        let normal = (avg as usize).max(min);
+        let max = (max as usize).max(normal);
+        let mut best = (f64::INFINITY, GAP.len() - 1, 0);
+        for s in bracket(normal as f64 * 4.0) {
+            for l in bracket(normal as f64 / 4.0) {
+                let (Some(&gs), Some(&gl)) = (GAP.get(s), GAP.get(l)) else {
+                    continue;
+                };
+                let mean = predicted_mean(min, normal, max, gs.into(), gl.into());
+                let cost = (mean / normal as f64).ln();
+                if s > l && cost.abs() < best.0 {
+                    best = (cost.abs(), s, l);
+                }
+            }
+        }
+        UltraCdc {
+            min,
+            normal,
+            max,
+            mask_s: FIRST_MASK + best.1 as u32,
+            mask_l: FIRST_MASK + best.2 as u32,
+        }
+    }
+
+    /// Smallest chunk (except the last one of a stream); callers size buffers from it.
+    pub fn min_size(&self) -> usize {
+        self.min
+    }
+
+    /// Largest chunk; readers look back this far for the chunk covering an offset.
+    pub fn max_size(&self) -> usize {
+        self.max
+    }
+
+    /// Length of the first chunk of `data`, where `data` starts at a chunk boundary.
+    /// If `eof` is false and no cut is found in `data` and data.len() < max, returns None
+    /// (caller must supply more bytes). With `eof` true, returns Some(len) with
+    /// len <= data.len() (the last chunk ends at EOF). Never returns Some(0): empty
+    /// `data` has no chunk and gives None even at EOF, so a caller's loop always ends.
+    pub fn cut(&self, data: &[u8], eof: bool) -> Option<usize> {
+        self.cut_from(data, eof, &mut Scan::default())
+    }
+
+    /// All chunk lengths of a whole buffer (data is all the bytes, up to EOF); the
+    /// reference result that streaming must reproduce.
+    pub fn chunk_all(&self, data: &[u8]) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut rest = data;
+        while let Some(n) = self.cut(rest, true) {
+            out.push(n);
+            rest = rest.get(n..).unwrap_or_default();
+        }
+        out
+    }
+
+    /// `cut`, resuming the scan saved in `st` (which must belong to this `data` prefix).
+    fn cut_from(&self, data: &[u8], eof: bool, st: &mut Scan) -> Option<usize> {
+        if data.is_empty() {
+            return None;
+        }
+        if let Some(n) = self.scan(data, st) {
+            return Some(n);
+        }
+        (eof || data.len() >= self.max).then_some(data.len().min(self.max))
+    }
+
+    /// Looks for a cut among the complete words of `data` below `max`, continuing from `st`.
+    fn scan(&self, data: &[u8], st: &mut Scan) -> Option<usize> {
+        let end = data.len().min(self.max);
+        if st.pos == 0 {
+            st.win = word(data, self.min - 8)?;
+            st.dist = (st.win ^ PATTERN).count_ones();
+            st.pos = self.min;
+        }
+        while st.pos.saturating_add(8) <= end {
+            let Some(inw) = word(data, st.pos) else { break };
+            let at = st.pos;
+            st.pos += 8;
+            if inw == st.win {
+                st.run += 1;
+                if st.run >= LEST {
+                    return Some(st.pos);
+                }
+                continue;
+            }
+            st.run = 0;
+            // As in the paper the mask is per word: the word straddling `normal` is "large".
+            let mask = if st.pos <= self.normal {
+                self.mask_s
+            } else {
+                self.mask_l
+            };
+            let (mut inb, mut outb) = (inw, st.win);
+            for j in 0..8 {
+                if st.dist & mask == 0 {
+                    return Some(at + j);
+                }
+                let (i, o) = (DIST[(inb & 0xFF) as usize], DIST[(outb & 0xFF) as usize]);
+                st.dist = st.dist.wrapping_add(i).wrapping_sub(o);
+                inb >>= 8;
+                outb >>= 8;
+            }
+            st.win = inw;
+        }
+        None
+    }
+}
+
+/// Feeds a stream in pieces with memory bounded by max chunk size (plus one piece), so
+/// files can be chunked as they are written without holding them whole.
+pub struct StreamChunker {
+    cdc: UltraCdc,
+    /// Bytes of the current, still open chunk (starts at a boundary).
+    buf: Vec<u8>,
+    /// Scan progress through `buf`, so each byte is examined once.
+    scan: Scan,
+}
+
+impl StreamChunker {
+    /// An empty stream that will cut with `cdc`.
+    pub fn new(cdc: UltraCdc) -> StreamChunker {
+        StreamChunker {
+            cdc,
+            buf: Vec::new(),
+            scan: Scan::default(),
+        }
+    }
+
+    /// Appends bytes; returns the complete chunks now known (owned Vec<u8> each).
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<Vec<u8>> {
+        self.buf.extend_from_slice(bytes);
+        self.drain(false)
+    }
+
+    /// Ends the stream; returns the remaining chunk(s).
+    pub fn finish(mut self) -> Vec<Vec<u8>> {
+        self.drain(true)
+    }
+
+    /// Cuts every chunk that `buf` now determines and keeps the open remainder.
+    fn drain(&mut self, eof: bool) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        loop {
+            let rest = self.buf.get(start..).unwrap_or_default();
+            let Some(n) = self.cdc.cut_from(rest, eof, &mut self.scan) else {
+                break;
+            };
+            out.push(rest.get(..n).unwrap_or_default().to_vec());
+            start += n;
+            self.scan = Scan::default();
+        }
+        self.buf.drain(..start.min(self.buf.len()));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, RngCore, SeedableRng};
+    use std::collections::HashSet;
+
+    const KIB: u32 = 1024;
+
+    fn random(len: usize, seed: u64) -> Vec<u8> {
+        let mut v = vec![0u8; len];
+        StdRng::seed_from_u64(seed).fill_bytes(&mut v);
+        v
+    }
+
+    /// Mixed data: random bytes, runs of one byte, repeated 8-byte words, text.
+    fn mixed(rng: &mut StdRng, len: usize) -> Vec<u8> {
+        const WORDS: [&str; 8] = ["the ", "chunk ", "of ", "data\n", "fuse ", "a ", "!", "\t"];
+        let mut v = Vec::with_capacity(len);
+        while v.len() < len {
+            let n = rng.gen_range(1..=len.min(20_000));
+            match rng.gen_range(0..4) {
+                0 => v.extend((0..n).map(|_| rng.gen::<u8>())),
+                1 => v.extend(std::iter::repeat_n(rng.gen::<u8>(), n)),
+                2 => v.extend(rng.gen::<u64>().to_le_bytes().iter().cycle().take(n)),
+                _ => (0..n / 4).for_each(|_| v.extend(WORDS[rng.gen_range(0..8)].bytes())),
+            }
+        }
+        v.truncate(len);
+        v
+    }
+
+    fn stream(cdc: UltraCdc, data: &[u8], rng: &mut StdRng) -> Vec<Vec<u8>> {
+        let mut s = StreamChunker::new(cdc);
+        let (mut out, mut rest) = (Vec::new(), data);
+        while !rest.is_empty() {
+            let (piece, tail) = rest.split_at(rng.gen_range(1..=3 * cdc.max).min(rest.len()));
+            out.extend(s.push(piece));
+            rest = tail;
+        }
+        out.extend(s.finish());
+        out
+    }
+
+    #[test]
+    fn streaming_matches_whole_buffer() {
+        let mut rng = StdRng::seed_from_u64(7);
+        for case in 0..400 {
+            let min = rng.gen_range(0..600);
+            let avg = rng.gen_range(min..=min * 4 + 64);
+            let cdc = UltraCdc::new(min, avg, rng.gen_range(avg..=avg * 4 + 64));
+            let len = rng.gen_range(0..=20 * cdc.max);
+            let data = mixed(&mut rng, len);
+            let whole = cdc.chunk_all(&data);
+            let chunks = stream(cdc, &data, &mut rng);
+            assert_eq!(chunks.concat(), data, "case {case}");
+            let lens: Vec<usize> = chunks.iter().map(Vec::len).collect();
+            assert_eq!(lens, whole, "case {case} {cdc:?}");
+            let mut start = 0;
+            for (k, &c) in whole.iter().enumerate() {
+                assert!(c > 0 && c <= cdc.max);
+                assert!(c >= cdc.min || k + 1 == whole.len());
+                // A prefix never yields a different cut, and a long enough one yields it.
+                let rest = &data[start..];
+                let l = rng.gen_range(0..=rest.len());
+                match cdc.cut(&rest[..l], false) {
+                    Some(x) => assert_eq!(x, c, "case {case} prefix {l}"),
+                    None => assert!(l < (c + 8).min(cdc.max), "case {case} prefix {l}"),
+                }
+                start += c;
+            }
+        }
+    }
+
+    fn distribution(min: u32, avg: u32, max: u32, seed: u64) {
+        let cdc = UltraCdc::new(min, avg, max);
+        let lens = cdc.chunk_all(&random(32 << 20, seed));
+        let (last, body) = lens.split_last().unwrap();
+        let mean = (32 << 20) as f64 / lens.len() as f64;
+        let at_max = body.iter().filter(|&&l| l == cdc.max).count() as f64 / lens.len() as f64;
+        let (ms, ml) = (cdc.mask_s, cdc.mask_l);
+        eprintln!(
+            "{min}/{avg}/{max}: masks {ms:#x}/{ml:#x}, {} chunks, mean {mean:.0} \
+             ({:+.1}%), {:.2}% at max",
+            lens.len(),
+            (mean / avg as f64 - 1.0) * 100.0,
+            at_max * 100.0
+        );
+        assert!((mean / avg as f64 - 1.0).abs() < 0.25, "mean {mean}");
+        assert!(at_max < 0.05, "{at_max} at max");
+        assert!(body.iter().all(|&l| l >= cdc.min && l <= cdc.max) && *last <= cdc.max);
+    }
+
+    #[test]
+    fn size_distribution_64k() {
+        distribution(16 * KIB, 64 * KIB, 256 * KIB, 1);
+    }
+
+    #[test]
+    fn size_distribution_16k() {
+        distribution(8 * KIB, 16 * KIB, 64 * KIB, 2);
+    }
+
+    #[test]
+    fn size_distribution_8k_paper_like() {
+        distribution(2 * KIB, 8 * KIB, 64 * KIB, 3);
+    }
+
+    #[test]
+    fn one_inserted_byte_changes_few_chunks() {
+        for (min, avg, max) in [
+            (16 * KIB, 64 * KIB, 256 * KIB),
+            (2 * KIB, 8 * KIB, 64 * KIB),
+        ] {
+            let cdc = UltraCdc::new(min, avg, max);
+            let old = random(8 << 20, 4);
+            let mut new = old.clone();
+            new.insert(100, 0x5A);
+            let pieces = |d: &[u8]| {
+                let mut rest = d;
+                std::iter::from_fn(move || {
+                    let n = cdc.cut(rest, true)?;
+                    let (c, tail) = rest.split_at(n);
+                    rest = tail;
+                    Some(c.to_vec())
+                })
+                .collect::<Vec<_>>()
+            };
+            let known: HashSet<Vec<u8>> = pieces(&old).into_iter().collect();
+            let new_chunks = pieces(&new);
+            let changed = new_chunks.iter().filter(|c| !known.contains(*c)).count();
+            eprintln!(
+                "shift {min}/{avg}/{max}: {changed} of {} new",
+                new_chunks.len()
+            );
+            assert!(changed <= 3 && new_chunks.len() > 50, "{changed} changed");
+        }
+    }
+
+    #[test]
+    fn low_entropy_runs_cut_early_and_identically() {
+        let cdc = UltraCdc::new(16 * KIB, 64 * KIB, 256 * KIB);
+        for fill in [0u8, 0x11, 0xFF] {
+            let lens = cdc.chunk_all(&vec![fill; 1 << 20]);
+            let (_, body) = lens.split_last().unwrap();
+            assert!(
+                body.iter().all(|&l| l == cdc.min + 8 * LEST as usize),
+                "{lens:?}"
+            );
+        }
+        // Two different random prefixes before the same run: once a chunk starts inside
+        // the run, the chunks are the same bytes.
+        let zeros = vec![0u8; 1 << 20];
+        let mut chunk_sets = Vec::new();
+        for seed in [5, 6] {
+            let mut data = random(100_000 + seed as usize * 777, seed);
+            data.extend_from_slice(&zeros);
+            let lens = cdc.chunk_all(&data);
+            let n = lens.len();
+            chunk_sets.push(lens[n - 8..n - 1].to_vec());
+        }
+        assert_eq!(chunk_sets[0], chunk_sets[1]);
+    }
+
+    /// Bytes with `dist` contribution 4 (so `dist` stays 32, never a cut) and no two
+    /// equal consecutive words: only `max` and EOF cut.
+    fn no_cut_data(len: usize) -> Vec<u8> {
+        let four: Vec<u8> = (0..=255u8).filter(|&b| DIST[b as usize] == 4).collect();
+        (0..len)
+            .map(|i| four[(i / 8 + i % 8) % four.len()])
+            .collect()
+    }
+
+    #[test]
+    fn edge_cases() {
+        let cdc = UltraCdc::new(1000, 4000, 16000);
+        assert_eq!(cdc.chunk_all(&[]), Vec::<usize>::new());
+        assert_eq!(cdc.cut(&[], true), None);
+        assert!(StreamChunker::new(cdc).finish().is_empty());
+        let d = no_cut_data(3 * 16000);
+        for (len, want) in [
+            (999, vec![999]),
+            (1000, vec![1000]),
+            (15999, vec![15999]),
+            (16000, vec![16000]),
+            (16001, vec![16000, 1]),
+            (32003, vec![16000, 16000, 3]),
+        ] {
+            assert_eq!(cdc.chunk_all(&d[..len]), want);
+            let mut rng = StdRng::seed_from_u64(len as u64);
+            let lens: Vec<usize> = stream(cdc, &d[..len], &mut rng)
+                .iter()
+                .map(Vec::len)
+                .collect();
+            assert_eq!(lens, want);
+        }
+        assert_eq!(cdc.cut(&d[..15999], false), None);
+        assert_eq!(cdc.cut(&d[..16000], false), Some(16000));
+        assert_eq!(cdc.cut(&d[..5], true), Some(5));
+        for len in [16000, 16001] {
+            let r = random(len, 9);
+            assert_eq!(cdc.chunk_all(&r).iter().sum::<usize>(), len);
+        }
+        let tiny = UltraCdc::new(0, 0, 0);
+        assert_eq!((tiny.min_size(), tiny.max_size()), (64, 64));
+        assert_eq!(tiny.chunk_all(&random(130, 1)), vec![64, 64, 2]);
+        let odd = UltraCdc::new(500, 100, 10);
+        assert_eq!(
+            (odd.min_size(), odd.normal, odd.max_size()),
+            (500, 500, 500)
+        );
+    }
+
+    #[test]
+    fn gap_table_matches_binomial_model() {
+        // Rate at which a run of hits starts: dist(p) = X + a hits, dist(p-1) = X + b
+        // misses, X ~ Bin(56, 1/2) shared bytes, a, b ~ Bin(8, 1/2) the new/old byte.
+        let binom = |n: usize| {
+            let mut row = vec![1.0f64];
+            for _ in 0..n {
+                let mut next = vec![0.0; row.len() + 1];
+                for (k, p) in row.iter().enumerate() {
+                    next[k] += p / 2.0;
+                    next[k + 1] += p / 2.0;
+                }
+                row = next;
+            }
+            row
+        };
+        let (x, e) = (binom(56), binom(8));
+        for (i, gap) in GAP.iter().enumerate() {
+            let mask = FIRST_MASK as usize + i;
+            let mut rate = 0.0;
+            for (xv, px) in x.iter().enumerate() {
+                for (a, pa) in e.iter().enumerate() {
+                    for (b, pb) in e.iter().enumerate() {
+                        if (xv + a) & mask == 0 && (xv + b) & mask != 0 {
+                            rate += px * pa * pb;
+                        }
+                    }
+                }
+            }
+            assert!(
+                (1.0 / rate / f64::from(*gap) - 1.0).abs() < 0.01,
+                "mask {mask:#x}: {}",
+                1.0 / rate
+            );
+        }
+    }
+
+    #[test]
+    #[ignore]
+    fn throughput() {
+        let cdc = UltraCdc::new(16 * KIB, 64 * KIB, 256 * KIB);
+        let data = random(256 << 20, 11);
+        let t = std::time::Instant::now();
+        let n = cdc.chunk_all(&data).len();
+        let secs = t.elapsed().as_secs_f64();
+        eprintln!("chunk_all: {n} chunks, {:.0} MB/s", 256.0 * 1.048576 / secs);
+        let t = std::time::Instant::now();
+        let mut s = StreamChunker::new(cdc);
+        let m: usize = data.chunks(1 << 20).map(|p| s.push(p).len()).sum();
+        let m = m + s.finish().len();
+        let secs = t.elapsed().as_secs_f64();
+        eprintln!(
+            "stream (1 MiB pieces): {m} chunks, {:.0} MB/s",
+            256.0 * 1.048576 / secs
+        );
+        assert_eq!(n, m);
+    }
+}
