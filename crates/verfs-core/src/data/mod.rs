@@ -3,14 +3,12 @@
 //! Nothing here knows about inodes or metadata; it turns bytes into stored chunks and
 //! stored chunks back into bytes.
 
-pub mod chunker;
 pub mod compress;
 pub mod hash;
 pub mod pack;
 pub mod store;
 pub mod ultracdc;
 
-pub use chunker::Chunker;
 pub use compress::{Codec, Stored};
 pub use hash::ChunkHasher;
 pub use pack::PackError;

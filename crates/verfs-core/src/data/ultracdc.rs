@@ -18,6 +18,11 @@
 //! gap of `4 * avg` and the large-phase mask at `avg / 4`, then, because the ladder is
 //! coarse (steps of 2-5x), take of the two neighbouring masks on each side the pair whose
 //! predicted mean chunk size is closest to `avg`.
+//!
+//! Deviations: masks come from that ladder, not from a fixed pair; a cut decision needs
+//! the whole 8-byte word (so a partial trailing word is never examined: the chunk ends
+//! at EOF or `max`); empty input has no chunk. With `avg == max` there is no easy phase
+//! and most chunks end at `max`.
 
 /// The fixed pattern the window is compared with (the paper's 0xAA..AA).
 const PATTERN: u64 = 0xAAAA_AAAA_AAAA_AAAA;
@@ -77,8 +82,10 @@ fn predicted_mean(min: usize, normal: usize, max: usize, gs: f64, gl: f64) -> f6
 
 /// The two `GAP` indices around `target` (the same one twice past either end).
 fn bracket(target: f64) -> [usize; 2] {
-    let hi = GAP.iter().position(|&g| f64::from(g) >= target);
-    let hi = hi.unwrap_or(GAP.len() - 1);
+    let hi = GAP
+        .iter()
+        .position(|&g| f64::from(g) >= target)
+        .unwrap_or(GAP.len() - 1);
     [hi.saturating_sub(1), hi]
 }
 
@@ -89,16 +96,14 @@ impl UltraCdc {
         let min = min.max(64) as usize;
         let normal = (avg as usize).max(min);
         let max = (max as usize).max(normal);
+        let gap = |i: usize| GAP.get(i).copied().map_or(f64::INFINITY, f64::from);
         let mut best = (f64::INFINITY, GAP.len() - 1, 0);
         for s in bracket(normal as f64 * 4.0) {
             for l in bracket(normal as f64 / 4.0) {
-                let (Some(&gs), Some(&gl)) = (GAP.get(s), GAP.get(l)) else {
-                    continue;
-                };
-                let mean = predicted_mean(min, normal, max, gs.into(), gl.into());
-                let cost = (mean / normal as f64).ln();
-                if s > l && cost.abs() < best.0 {
-                    best = (cost.abs(), s, l);
+                let mean = predicted_mean(min, normal, max, gap(s), gap(l));
+                let cost = (mean / normal as f64).ln().abs();
+                if s > l && cost < best.0 {
+                    best = (cost, s, l);
                 }
             }
         }
@@ -144,13 +149,9 @@ impl UltraCdc {
 
     /// `cut`, resuming the scan saved in `st` (which must belong to this `data` prefix).
     fn cut_from(&self, data: &[u8], eof: bool, st: &mut Scan) -> Option<usize> {
-        if data.is_empty() {
-            return None;
-        }
-        if let Some(n) = self.scan(data, st) {
-            return Some(n);
-        }
-        (eof || data.len() >= self.max).then_some(data.len().min(self.max))
+        let at_end = !data.is_empty() && (eof || data.len() >= self.max);
+        self.scan(data, st)
+            .or(at_end.then_some(data.len().min(self.max)))
     }
 
     /// Looks for a cut among the complete words of `data` below `max`, continuing from `st`.
@@ -174,11 +175,8 @@ impl UltraCdc {
             }
             st.run = 0;
             // As in the paper the mask is per word: the word straddling `normal` is "large".
-            let mask = if st.pos <= self.normal {
-                self.mask_s
-            } else {
-                self.mask_l
-            };
+            let small = st.pos <= self.normal;
+            let mask = if small { self.mask_s } else { self.mask_l };
             let (mut inb, mut outb) = (inw, st.win);
             for j in 0..8 {
                 if st.dist & mask == 0 {
@@ -215,7 +213,7 @@ impl StreamChunker {
         }
     }
 
-    /// Appends bytes; returns the complete chunks now known (owned Vec<u8> each).
+    /// Appends bytes; returns the complete chunks now known (owned `Vec<u8>` each).
     pub fn push(&mut self, bytes: &[u8]) -> Vec<Vec<u8>> {
         self.buf.extend_from_slice(bytes);
         self.drain(false)
@@ -232,9 +230,8 @@ impl StreamChunker {
         let mut start = 0;
         loop {
             let rest = self.buf.get(start..).unwrap_or_default();
-            let Some(n) = self.cdc.cut_from(rest, eof, &mut self.scan) else {
-                break;
-            };
+            let found = self.cdc.cut_from(rest, eof, &mut self.scan);
+            let Some(n) = found else { break };
             out.push(rest.get(..n).unwrap_or_default().to_vec());
             start += n;
             self.scan = Scan::default();
@@ -276,16 +273,16 @@ mod tests {
         v
     }
 
-    fn stream(cdc: UltraCdc, data: &[u8], rng: &mut StdRng) -> Vec<Vec<u8>> {
-        let mut s = StreamChunker::new(cdc);
-        let (mut out, mut rest) = (Vec::new(), data);
+    /// Chunk lengths from a `StreamChunker` fed random pieces of 1 ..= 3 * max bytes.
+    fn stream(cdc: UltraCdc, data: &[u8], rng: &mut StdRng) -> (Vec<usize>, Vec<u8>) {
+        let (mut s, mut out, mut rest) = (StreamChunker::new(cdc), Vec::new(), data);
         while !rest.is_empty() {
             let (piece, tail) = rest.split_at(rng.gen_range(1..=3 * cdc.max).min(rest.len()));
             out.extend(s.push(piece));
             rest = tail;
         }
         out.extend(s.finish());
-        out
+        (out.iter().map(Vec::len).collect(), out.concat())
     }
 
     #[test]
@@ -298,123 +295,81 @@ mod tests {
             let len = rng.gen_range(0..=20 * cdc.max);
             let data = mixed(&mut rng, len);
             let whole = cdc.chunk_all(&data);
-            let chunks = stream(cdc, &data, &mut rng);
-            assert_eq!(chunks.concat(), data, "case {case}");
-            let lens: Vec<usize> = chunks.iter().map(Vec::len).collect();
-            assert_eq!(lens, whole, "case {case} {cdc:?}");
-            let mut start = 0;
+            let (lens, bytes) = stream(cdc, &data, &mut rng);
+            assert!(bytes == data && lens == whole, "case {case} {cdc:?}");
+            let mut rest = &data[..];
             for (k, &c) in whole.iter().enumerate() {
-                assert!(c > 0 && c <= cdc.max);
-                assert!(c >= cdc.min || k + 1 == whole.len());
-                // A prefix never yields a different cut, and a long enough one yields it.
-                let rest = &data[start..];
+                assert!(c <= cdc.max && (c >= cdc.min || k + 1 == whole.len()));
+                // A prefix never yields another cut, and one 8 bytes past it yields it.
                 let l = rng.gen_range(0..=rest.len());
                 match cdc.cut(&rest[..l], false) {
                     Some(x) => assert_eq!(x, c, "case {case} prefix {l}"),
                     None => assert!(l < (c + 8).min(cdc.max), "case {case} prefix {l}"),
                 }
-                start += c;
+                rest = &rest[c..];
             }
         }
     }
 
-    fn distribution(min: u32, avg: u32, max: u32, seed: u64) {
-        let cdc = UltraCdc::new(min, avg, max);
-        let lens = cdc.chunk_all(&random(32 << 20, seed));
-        let (last, body) = lens.split_last().unwrap();
-        let mean = (32 << 20) as f64 / lens.len() as f64;
-        let at_max = body.iter().filter(|&&l| l == cdc.max).count() as f64 / lens.len() as f64;
-        let (ms, ml) = (cdc.mask_s, cdc.mask_l);
-        eprintln!(
-            "{min}/{avg}/{max}: masks {ms:#x}/{ml:#x}, {} chunks, mean {mean:.0} \
-             ({:+.1}%), {:.2}% at max",
-            lens.len(),
-            (mean / avg as f64 - 1.0) * 100.0,
-            at_max * 100.0
-        );
-        assert!((mean / avg as f64 - 1.0).abs() < 0.25, "mean {mean}");
-        assert!(at_max < 0.05, "{at_max} at max");
-        assert!(body.iter().all(|&l| l >= cdc.min && l <= cdc.max) && *last <= cdc.max);
+    #[test]
+    fn size_distribution() {
+        let configs = [(16, 64, 256), (8, 16, 64), (2, 8, 64)];
+        for (seed, (min, avg, max)) in configs.into_iter().enumerate() {
+            let cdc = UltraCdc::new(min * KIB, avg * KIB, max * KIB);
+            let lens = cdc.chunk_all(&random(32 << 20, seed as u64));
+            let (last, body) = lens.split_last().unwrap();
+            let mean = (32 << 20) as f64 / lens.len() as f64 / f64::from(avg * KIB);
+            let at_max = body.iter().filter(|&&l| l == cdc.max).count() as f64;
+            let at_max = at_max / lens.len() as f64;
+            let (ms, ml, n) = (cdc.mask_s, cdc.mask_l, lens.len());
+            let (pm, pmax) = ((mean - 1.0) * 100.0, at_max * 100.0);
+            eprintln!("{min}/{avg}/{max} KiB: masks {ms:#x}/{ml:#x}, {n} chunks,");
+            eprintln!("    mean {pm:+.1}% vs avg, {pmax:.2}% cut at max");
+            assert!((mean - 1.0).abs() < 0.25 && at_max < 0.05, "{mean}");
+            assert!(body.iter().all(|&l| l >= cdc.min) && *last <= cdc.max);
+        }
     }
 
-    #[test]
-    fn size_distribution_64k() {
-        distribution(16 * KIB, 64 * KIB, 256 * KIB, 1);
-    }
-
-    #[test]
-    fn size_distribution_16k() {
-        distribution(8 * KIB, 16 * KIB, 64 * KIB, 2);
-    }
-
-    #[test]
-    fn size_distribution_8k_paper_like() {
-        distribution(2 * KIB, 8 * KIB, 64 * KIB, 3);
+    fn pieces(cdc: UltraCdc, mut d: &[u8]) -> Vec<&[u8]> {
+        cdc.chunk_all(d)
+            .iter()
+            .map(|&n| d.split_off(..n).unwrap())
+            .collect()
     }
 
     #[test]
     fn one_inserted_byte_changes_few_chunks() {
-        for (min, avg, max) in [
-            (16 * KIB, 64 * KIB, 256 * KIB),
-            (2 * KIB, 8 * KIB, 64 * KIB),
-        ] {
-            let cdc = UltraCdc::new(min, avg, max);
+        for (min, avg, max) in [(16, 64, 256), (2, 8, 64)] {
+            let cdc = UltraCdc::new(min * KIB, avg * KIB, max * KIB);
             let old = random(8 << 20, 4);
             let mut new = old.clone();
             new.insert(100, 0x5A);
-            let pieces = |d: &[u8]| {
-                let mut rest = d;
-                std::iter::from_fn(move || {
-                    let n = cdc.cut(rest, true)?;
-                    let (c, tail) = rest.split_at(n);
-                    rest = tail;
-                    Some(c.to_vec())
-                })
-                .collect::<Vec<_>>()
-            };
-            let known: HashSet<Vec<u8>> = pieces(&old).into_iter().collect();
-            let new_chunks = pieces(&new);
-            let changed = new_chunks.iter().filter(|c| !known.contains(*c)).count();
-            eprintln!(
-                "shift {min}/{avg}/{max}: {changed} of {} new",
-                new_chunks.len()
+            let known: HashSet<&[u8]> = pieces(cdc, &old).into_iter().collect();
+            let new = pieces(cdc, &new);
+            let (changed, n) = (
+                new.iter().filter(|c| !known.contains(*c)).count(),
+                new.len(),
             );
-            assert!(changed <= 3 && new_chunks.len() > 50, "{changed} changed");
+            eprintln!("shift {min}/{avg}/{max} KiB: {changed} of {n} chunks new");
+            assert!(changed <= 3 && n > 50, "{changed} changed");
         }
     }
 
     #[test]
     fn low_entropy_runs_cut_early_and_identically() {
         let cdc = UltraCdc::new(16 * KIB, 64 * KIB, 256 * KIB);
-        for fill in [0u8, 0x11, 0xFF] {
-            let lens = cdc.chunk_all(&vec![fill; 1 << 20]);
-            let (_, body) = lens.split_last().unwrap();
+        // Different random prefixes, then 1 MiB of one byte: once a chunk starts inside
+        // the run, every chunk is cut by the run rule at the same length.
+        for (seed, fill) in [(5, 0u8), (6, 0), (7, 0x11), (8, 0xFF)] {
+            let mut data = random(100_000 + seed as usize * 777, seed);
+            data.extend(std::iter::repeat_n(fill, 1 << 20));
+            let lens = cdc.chunk_all(&data);
+            let run = &lens[lens.len() - 50..lens.len() - 1];
             assert!(
-                body.iter().all(|&l| l == cdc.min + 8 * LEST as usize),
+                run.iter().all(|&l| l == cdc.min + 8 * LEST as usize),
                 "{lens:?}"
             );
         }
-        // Two different random prefixes before the same run: once a chunk starts inside
-        // the run, the chunks are the same bytes.
-        let zeros = vec![0u8; 1 << 20];
-        let mut chunk_sets = Vec::new();
-        for seed in [5, 6] {
-            let mut data = random(100_000 + seed as usize * 777, seed);
-            data.extend_from_slice(&zeros);
-            let lens = cdc.chunk_all(&data);
-            let n = lens.len();
-            chunk_sets.push(lens[n - 8..n - 1].to_vec());
-        }
-        assert_eq!(chunk_sets[0], chunk_sets[1]);
-    }
-
-    /// Bytes with `dist` contribution 4 (so `dist` stays 32, never a cut) and no two
-    /// equal consecutive words: only `max` and EOF cut.
-    fn no_cut_data(len: usize) -> Vec<u8> {
-        let four: Vec<u8> = (0..=255u8).filter(|&b| DIST[b as usize] == 4).collect();
-        (0..len)
-            .map(|i| four[(i / 8 + i % 8) % four.len()])
-            .collect()
     }
 
     #[test]
@@ -423,72 +378,59 @@ mod tests {
         assert_eq!(cdc.chunk_all(&[]), Vec::<usize>::new());
         assert_eq!(cdc.cut(&[], true), None);
         assert!(StreamChunker::new(cdc).finish().is_empty());
-        let d = no_cut_data(3 * 16000);
-        for (len, want) in [
-            (999, vec![999]),
-            (1000, vec![1000]),
-            (15999, vec![15999]),
-            (16000, vec![16000]),
-            (16001, vec![16000, 1]),
-            (32003, vec![16000, 16000, 3]),
-        ] {
+        // Bytes adding 4 each to `dist` (so it stays 32, never a cut), with no two equal
+        // consecutive words: only `max` and EOF cut.
+        let four: Vec<u8> = (0..=255u8).filter(|&b| DIST[b as usize] == 4).collect();
+        let d: Vec<u8> = (0..48_000).map(|i| four[(i / 8 + i % 8) % 70]).collect();
+        for len in [999, 1000, 15999, 16000, 16001, 32003] {
+            let want: Vec<usize> = (0..len)
+                .step_by(16000)
+                .map(|s| (len - s).min(16000))
+                .collect();
             assert_eq!(cdc.chunk_all(&d[..len]), want);
             let mut rng = StdRng::seed_from_u64(len as u64);
-            let lens: Vec<usize> = stream(cdc, &d[..len], &mut rng)
-                .iter()
-                .map(Vec::len)
-                .collect();
-            assert_eq!(lens, want);
+            assert_eq!(stream(cdc, &d[..len], &mut rng).0, want);
         }
+        // Runs of 40 equal words: the run counter restarts when words differ, so no cut.
+        let runs: Vec<u8> = (0..48_000).map(|i| four[(i / 320 + i % 8) % 70]).collect();
+        assert_eq!(cdc.chunk_all(&runs), [16000; 3]);
         assert_eq!(cdc.cut(&d[..15999], false), None);
         assert_eq!(cdc.cut(&d[..16000], false), Some(16000));
         assert_eq!(cdc.cut(&d[..5], true), Some(5));
-        for len in [16000, 16001] {
-            let r = random(len, 9);
-            assert_eq!(cdc.chunk_all(&r).iter().sum::<usize>(), len);
+        for len in [999, 16000, 16001] {
+            let lens = cdc.chunk_all(&random(len, 9));
+            assert!(lens.iter().sum::<usize>() == len && lens[0] >= 1000.min(len));
         }
         let tiny = UltraCdc::new(0, 0, 0);
         assert_eq!((tiny.min_size(), tiny.max_size()), (64, 64));
         assert_eq!(tiny.chunk_all(&random(130, 1)), vec![64, 64, 2]);
         let odd = UltraCdc::new(500, 100, 10);
-        assert_eq!(
-            (odd.min_size(), odd.normal, odd.max_size()),
-            (500, 500, 500)
-        );
+        assert_eq!((odd.min, odd.normal, odd.max), (500, 500, 500));
     }
 
     #[test]
     fn gap_table_matches_binomial_model() {
-        // Rate at which a run of hits starts: dist(p) = X + a hits, dist(p-1) = X + b
-        // misses, X ~ Bin(56, 1/2) shared bytes, a, b ~ Bin(8, 1/2) the new/old byte.
-        let binom = |n: usize| {
-            let mut row = vec![1.0f64];
-            for _ in 0..n {
-                let mut next = vec![0.0; row.len() + 1];
-                for (k, p) in row.iter().enumerate() {
-                    next[k] += p / 2.0;
-                    next[k + 1] += p / 2.0;
-                }
-                row = next;
-            }
-            row
+        // Rate at which a run of hits starts: dist(p) = x + a hits, dist(p-1) = x + b
+        // misses; x ~ Bin(56, 1/2) from the shared bytes, a, b ~ Bin(8, 1/2).
+        let binom = |n: i32| -> Vec<f64> {
+            let c = |k: i32| (0..k).fold(1.0, |c, i| c * f64::from(n - i) / f64::from(i + 1));
+            (0..=n).map(|k| c(k) / 2f64.powi(n)).collect()
         };
         let (x, e) = (binom(56), binom(8));
-        for (i, gap) in GAP.iter().enumerate() {
+        for (i, &gap) in GAP.iter().enumerate() {
             let mask = FIRST_MASK as usize + i;
             let mut rate = 0.0;
             for (xv, px) in x.iter().enumerate() {
                 for (a, pa) in e.iter().enumerate() {
                     for (b, pb) in e.iter().enumerate() {
-                        if (xv + a) & mask == 0 && (xv + b) & mask != 0 {
-                            rate += px * pa * pb;
-                        }
+                        let hit = |d: usize| d & mask == 0;
+                        rate += px * pa * pb * f64::from(u8::from(hit(xv + a) && !hit(xv + b)));
                     }
                 }
             }
             assert!(
-                (1.0 / rate / f64::from(*gap) - 1.0).abs() < 0.01,
-                "mask {mask:#x}: {}",
+                (1.0 / rate - f64::from(gap)).abs() <= 0.5,
+                "{mask:#x}: {}",
                 1.0 / rate
             );
         }
@@ -501,16 +443,13 @@ mod tests {
         let data = random(256 << 20, 11);
         let t = std::time::Instant::now();
         let n = cdc.chunk_all(&data).len();
-        let secs = t.elapsed().as_secs_f64();
-        eprintln!("chunk_all: {n} chunks, {:.0} MB/s", 256.0 * 1.048576 / secs);
-        let t = std::time::Instant::now();
-        let mut s = StreamChunker::new(cdc);
-        let m: usize = data.chunks(1 << 20).map(|p| s.push(p).len()).sum();
+        let whole = 268.435456 / t.elapsed().as_secs_f64();
+        let (t, mut s) = (std::time::Instant::now(), StreamChunker::new(cdc));
+        let m: usize = data.chunks(1 << 20).map(|p| s.push(p).len()).sum::<usize>();
         let m = m + s.finish().len();
-        let secs = t.elapsed().as_secs_f64();
+        let streamed = 268.435456 / t.elapsed().as_secs_f64();
         eprintln!(
-            "stream (1 MiB pieces): {m} chunks, {:.0} MB/s",
-            256.0 * 1.048576 / secs
+            "{n} chunks: chunk_all {whole:.0} MB/s, stream (1 MiB pieces) {streamed:.0} MB/s"
         );
         assert_eq!(n, m);
     }

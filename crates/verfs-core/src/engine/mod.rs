@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use moka::sync::Cache;
 
-use crate::data::{Chunker, PackStore};
+use crate::data::{PackStore, UltraCdc};
 use crate::error::{FsError, FsResult};
 use crate::meta::{Extent, Inode, Reader, Store};
 use crate::types::{ChunkHash, Ino, Timestamp};
@@ -28,7 +28,7 @@ pub struct Engine {
     /// The pack store.
     pub packs: PackStore,
     /// Where chunk boundaries fall.
-    pub chunker: Chunker,
+    pub chunker: UltraCdc,
     /// zstd level for new chunks.
     pub zstd_level: i32,
     /// Writes accepted but not committed.
@@ -44,7 +44,7 @@ impl Engine {
     pub fn new(
         meta: Store,
         packs: PackStore,
-        chunker: Chunker,
+        chunker: UltraCdc,
         zstd_level: i32,
         chunk_cache_bytes: u64,
         max_extent_len: u64,
@@ -63,7 +63,7 @@ impl Engine {
             pending: Pending::default(),
             stats: Stats::default(),
             chunk_cache,
-            max_extent_len: max_extent_len.max(chunker.max_chunk_len()),
+            max_extent_len: max_extent_len.max(chunker.max_size() as u64),
         }
     }
 

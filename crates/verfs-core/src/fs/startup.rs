@@ -9,7 +9,7 @@ use rand::RngCore;
 
 use super::{Fs, OpenError};
 use crate::config::Config;
-use crate::data::{ChunkHasher, Chunker, PackStore};
+use crate::data::{ChunkHasher, PackStore, UltraCdc};
 use crate::engine::Engine;
 use crate::error::FsError;
 use crate::meta::{
@@ -68,7 +68,11 @@ pub(super) fn open(cfg: &Config) -> Result<Fs, OpenError> {
         reconcile_chunks(&meta, &packs, from).map_err(startup("reconcile chunks"))?;
     }
     ensure_root(&meta).map_err(startup("create root"))?;
-    let chunker = Chunker::fixed(cfg.ultracdc_avg_size_bytes);
+    let chunker = UltraCdc::new(
+        cfg.ultracdc_min_size_bytes,
+        cfg.ultracdc_avg_size_bytes,
+        cfg.ultracdc_max_size_bytes,
+    );
     let max_extent_len = max_extent_len(&meta, u64::from(cfg.ultracdc_max_size_bytes))
         .map_err(startup("record chunk size limit"))?;
     let engine = Arc::new(Engine::new(

@@ -175,7 +175,7 @@ impl Run<'_> {
         memo: &mut Memo,
     ) -> FsResult<(u64, Option<Held>)> {
         let cdc = &self.engine.chunker;
-        let max = cdc.max_chunk_len() as usize;
+        let max = cdc.max_size();
         let mut dirty_end = dirty_end;
         let mut buf: Vec<u8> = Vec::new();
         let mut start = ws;

@@ -97,6 +97,22 @@ impl TestFs {
         cmd
     }
 
+    /// `verfsnext stats --json` of the running daemon.
+    pub fn stats(&self) -> serde_json::Value {
+        let out = self
+            .command("timeout")
+            .args(["60", BIN, "stats", "--json", "--data-dir"])
+            .arg(&self.data)
+            .output()
+            .expect("run verfsnext stats");
+        assert!(
+            out.status.success(),
+            "stats failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("stats --json is JSON")
+    }
+
     /// Starts the daemon and waits until the mount is live.
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "daemon already running");
@@ -157,7 +173,8 @@ impl TestFs {
         );
     }
 
-    fn pid(&self) -> libc::pid_t {
+    /// The running daemon's pid; panics if none was started.
+    pub fn pid(&self) -> libc::pid_t {
         let child = self.child.as_ref().expect("no daemon started");
         libc::pid_t::try_from(child.id()).expect("pid fits pid_t")
     }

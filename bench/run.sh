@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Benchmarks VerFSNext against a bindfs passthrough mount of the same disk, in one run.
+# Prints seconds for each and the ratio verfsnext/bindfs (time: lower is better) or
+# bindfs/verfsnext (throughput). Needs root, fuse3, bindfs; builds the release binary.
+#
+#   bench/run.sh [WORKDIR]      (default: a fresh dir under /var/tmp)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --bin verfsnext >/dev/null
+BIN=$PWD/target/release/verfsnext
+W=${1:-$(mktemp -d /var/tmp/verfs-bench.XXXXXX)}
+mkdir -p "$W"/{data,vmnt,bsrc,bmnt,src}
+VPID=""
+cleanup() {
+  fusermount3 -uz "$W/vmnt" 2>/dev/null || true
+  fusermount3 -uz "$W/bmnt" 2>/dev/null || true
+  [ -n "$VPID" ] && kill -9 "$VPID" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+"$BIN" mount --data-dir "$W/data" "$W/vmnt" 2>"$W/verfs.log" &
+VPID=$!
+timeout 60 bindfs -o big_writes "$W/bsrc" "$W/bmnt"
+for _ in $(seq 100); do grep -q " $W/vmnt " /proc/mounts && break; sleep 0.1; done
+
+t() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); awk -v a="$s" -v b="$e" 'BEGIN{printf "%.3f", b-a}'; }
+drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+row() { printf '%-34s %9.2f %9.2f %7.2f\n' "$1" "$2" "$3" "$(awk -v a="$2" -v b="$3" 'BEGIN{print (b>0)?a/b:0}')"; }
+
+# Inputs, prepared outside both mounts.
+head -c $((1024 * 1024 * 1024)) /dev/urandom >"$W/src/random.bin"
+TARBALL=$W/src/source.tar
+if [ ! -f "$TARBALL" ]; then
+  # ~100 MB of real source code: crate sources from the cargo registry.
+  ( cd ~/.cargo/registry/src/*/ && du -sk -- * | sort -k2 | awk '{t+=$1; if (t<=100*1024) print $2}' \
+      | tar cf "$TARBALL" -T - ) 2>/dev/null || true
+fi
+mkdir -p "$W/src/small"
+for i in $(seq 1 20000); do head -c 4096 /dev/urandom >"$W/src/small/f$i" 2>/dev/null || true; done 2>/dev/null
+tar cf "$W/src/small.tar" -C "$W/src" small
+
+printf '%-34s %9s %9s %7s\n' "benchmark (seconds)" verfsnext bindfs ratio
+vw=$(t timeout 600 dd if="$W/src/random.bin" of="$W/vmnt/random.bin" bs=1M conv=fsync)
+bw=$(t timeout 600 dd if="$W/src/random.bin" of="$W/bmnt/random.bin" bs=1M conv=fsync)
+row "write 1 GiB random (conv=fsync)" "$vw" "$bw"
+drop
+vr=$(t timeout 600 dd if="$W/vmnt/random.bin" of=/dev/null bs=1M)
+drop
+br=$(t timeout 600 dd if="$W/bmnt/random.bin" of=/dev/null bs=1M)
+row "read 1 GiB (caches dropped)" "$vr" "$br"
+vc=$(t timeout 600 tar xf "$W/src/small.tar" -C "$W/vmnt")
+bc_=$(t timeout 600 tar xf "$W/src/small.tar" -C "$W/bmnt")
+row "create 20,000 4 KiB files (tar x)" "$vc" "$bc_"
+drop
+vl=$(t timeout 600 ls -lR "$W/vmnt/small")
+drop
+bl=$(t timeout 600 ls -lR "$W/bmnt/small")
+row "ls -lR 20,000 files" "$vl" "$bl"
+drop
+vrd=$(t timeout 600 sh -c "cat $W/vmnt/small/* >/dev/null")
+drop
+brd=$(t timeout 600 sh -c "cat $W/bmnt/small/* >/dev/null")
+row "read 20,000 files" "$vrd" "$brd"
+vd=$(t timeout 600 rm -rf "$W/vmnt/small")
+bd=$(t timeout 600 rm -rf "$W/bmnt/small")
+row "delete 20,000 files" "$vd" "$bd"
+if [ -s "$TARBALL" ]; then
+  vu=$(t timeout 900 tar xf "$TARBALL" -C "$W/vmnt")
+  bu=$(t timeout 900 tar xf "$TARBALL" -C "$W/bmnt")
+  row "untar $(du -m "$TARBALL" | cut -f1) MB source tarball" "$vu" "$bu"
+fi
+echo "tarball: $TARBALL ($(tar tf "$TARBALL" | wc -l) entries)"
+"$BIN" stats --data-dir "$W/data" 2>/dev/null | head -9 || true
+kill -INT "$VPID"; wait "$VPID" || true; VPID=""

@@ -1,0 +1,124 @@
+//! The data plane through the mount: dedup of identical and shifted copies, compression
+//! of text, stats, and bounded daemon memory while writing a large file.
+
+mod common;
+
+use common::*;
+
+fn stat_u64(v: &serde_json::Value, path: &[&str]) -> u64 {
+    let mut cur = v;
+    for p in path {
+        cur = &cur[*p];
+    }
+    cur.as_u64()
+        .unwrap_or_else(|| panic!("stats field {path:?} missing in {v}"))
+}
+
+fn pack_bytes(fs: &TestFs) -> u64 {
+    stat_u64(&fs.stats(), &["pack_bytes"])
+}
+
+/// The seed's Phase 3 gate: identical copy, one-byte-shifted copy, compressible text.
+#[test]
+fn dedup_and_compression_gate() {
+    let mut fs = TestFs::new();
+    fs.start();
+    let size = 48 << 20;
+    let src = fs.t("big.bin");
+    write_random(&src, size, 7);
+    let shifted = fs.t("shifted.bin");
+    sh_ok(&format!("(printf 'X'; cat {src}) > {shifted}"));
+
+    sh_ok(&format!("cp {src} {}", fs.m("a.bin")));
+    let after_first = pack_bytes(&fs);
+    let hits_before = stat_u64(&fs.stats(), &["activity", "dedup_hits"]);
+    sh_ok(&format!("cp {src} {}", fs.m("b.bin")));
+    let after_second = pack_bytes(&fs);
+    let hits_after = stat_u64(&fs.stats(), &["activity", "dedup_hits"]);
+    let growth = after_second - after_first;
+    eprintln!("identical copy of {size} bytes grew packs by {growth} bytes");
+    assert!(
+        growth * 100 < size as u64,
+        "second identical copy grew packs by {growth} bytes"
+    );
+    assert!(
+        hits_after > hits_before,
+        "no dedup hits counted for the second copy"
+    );
+
+    sh_ok(&format!("cp {shifted} {}", fs.m("c.bin")));
+    let growth = pack_bytes(&fs) - after_second;
+    eprintln!("one-byte-shifted copy of {size} bytes grew packs by {growth} bytes");
+    assert!(
+        growth * 20 < size as u64,
+        "one-byte-shifted copy grew packs by {growth} bytes"
+    );
+
+    // Compressible text: C headers and documentation.
+    let text = fs.t("text.txt");
+    sh_ok(&format!(
+        "find /usr/include /usr/share/doc -type f \\( -name '*.h' -o -name '*.txt' -o -name 'copyright' \\) \
+         -size -2M 2>/dev/null | head -n 4000 | xargs cat > {text} 2>/dev/null; true"
+    ));
+    let text_size = size_of(&text);
+    assert!(
+        text_size > 4 << 20,
+        "need more sample text, got {text_size} bytes"
+    );
+    let before_text = pack_bytes(&fs);
+    sh_ok(&format!("cp {text} {}", fs.m("text.txt")));
+    let stored = pack_bytes(&fs) - before_text;
+    eprintln!("{text_size} bytes of text stored in {stored} bytes");
+    assert!(
+        stored * 100 < text_size * 35,
+        "text stored {stored} of {text_size} bytes"
+    );
+
+    let check = |fs: &TestFs| {
+        for (copy, orig) in [
+            ("a.bin", &src),
+            ("b.bin", &src),
+            ("c.bin", &shifted),
+            ("text.txt", &text),
+        ] {
+            assert_eq!(sha256(&fs.m(copy)), sha256(orig), "{copy} differs");
+        }
+    };
+    check(&fs);
+    fs.stop();
+    fs.start();
+    check(&fs);
+    fs.stop();
+    fs.assert_no_panic();
+}
+
+fn vm_hwm_kib(pid: libc::pid_t) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc status")
+}
+
+/// Writing a 2 GiB file never buffers it: the daemon's peak RSS stays far below it.
+#[test]
+fn writing_2_gib_keeps_daemon_memory_bounded() {
+    let mut fs = TestFs::new();
+    fs.start();
+    let pid = fs.pid();
+    sh_ok(&format!(
+        "head -c {} /dev/urandom | dd of={} bs=1M iflag=fullblock conv=fsync status=none",
+        2u64 << 30,
+        fs.m("huge.bin")
+    ));
+    assert_eq!(size_of(&fs.m("huge.bin")), 2 << 30);
+    let peak_mib = vm_hwm_kib(pid) / 1024;
+    eprintln!("daemon VmHWM after writing 2 GiB: {peak_mib} MiB");
+    assert!(
+        peak_mib < 768,
+        "daemon peak RSS {peak_mib} MiB while writing 2 GiB"
+    );
+    fs.stop();
+    fs.assert_no_panic();
+}
