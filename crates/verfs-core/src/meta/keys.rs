@@ -28,6 +28,7 @@ pub(crate) mod prefix {
     pub const INODE: u8 = b'I';
     pub const DIRENT: u8 = b'D';
     pub const EXTENT: u8 = b'E';
+    pub const XATTR: u8 = b'X';
     pub const SYMLINK: u8 = b'L';
     pub const CHUNK: u8 = b'C';
     pub const ZERO_REF: u8 = b'Z';
@@ -117,6 +118,27 @@ pub(crate) fn extent_offset(logical: &[u8]) -> Option<u64> {
     let mut b = [0u8; 8];
     b.copy_from_slice(&logical[9..17]);
     Some(u64::from_be_bytes(b))
+}
+
+/// Logical key of an extended attribute.
+pub(crate) fn xattr(ino: Ino, name: &[u8]) -> Vec<u8> {
+    let mut k = with_u64(prefix::XATTR, ino.0);
+    k.extend_from_slice(name);
+    k.push(0);
+    k
+}
+
+/// The prefix shared by every extended attribute of an inode.
+pub(crate) fn xattr_prefix(ino: Ino) -> Vec<u8> {
+    with_u64(prefix::XATTR, ino.0)
+}
+
+/// The name of an xattr logical key.
+pub(crate) fn xattr_name(logical: &[u8]) -> Option<&[u8]> {
+    if logical.len() < 10 || logical[0] != prefix::XATTR || logical[logical.len() - 1] != 0 {
+        return None;
+    }
+    Some(&logical[9..logical.len() - 1])
 }
 
 /// Logical key of a symlink target.

@@ -114,6 +114,24 @@ pub trait Reader {
         self.extents_overlapping(ino, 0, u64::MAX, 0)
     }
 
+    /// The value of extended attribute `name` of `ino`.
+    fn xattr(&self, ino: Ino, name: &[u8]) -> Result<Option<Vec<u8>>, MetaError> {
+        self.versioned_get(&keys::xattr(ino, name))
+    }
+
+    /// The names of every extended attribute of `ino`, in byte order.
+    fn xattr_names(&self, ino: Ino) -> Result<Vec<Vec<u8>>, MetaError> {
+        let prefix = keys::xattr_prefix(ino);
+        let mut out = Vec::new();
+        scan_visible(self.tx(), &prefix, &prefix, self.generation(), |lk, _| {
+            let name = keys::xattr_name(lk)
+                .ok_or_else(|| MetaError::corrupt(format!("xattr key {lk:02x?}")))?;
+            out.push(name.to_vec());
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
     /// The target of symlink `ino`.
     fn symlink(&self, ino: Ino) -> Result<Option<Vec<u8>>, MetaError> {
         self.versioned_get(&keys::symlink(ino))

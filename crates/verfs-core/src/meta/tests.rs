@@ -236,3 +236,68 @@ fn state_survives_reopen() {
     assert_eq!(s.live_generation(), Generation(2));
     assert_eq!(s.max_ino().unwrap(), Ino(11));
 }
+
+/// Prints the cost of the store's basic operations (not asserted; run with --ignored).
+#[test]
+#[ignore]
+fn measure_store_latency() {
+    let (_d, s) = store();
+    let n = 5000u64;
+    let t = std::time::Instant::now();
+    for i in 0..n {
+        s.write(|w| w.put_inode(&inode(100 + i, i))).unwrap();
+    }
+    eprintln!("commit of one inode: {:?}", t.elapsed() / n as u32);
+    let t = std::time::Instant::now();
+    for i in 0..n {
+        let v = s.view().unwrap();
+        v.inode(Ino(100 + i)).unwrap().unwrap();
+    }
+    eprintln!("view + inode read: {:?}", t.elapsed() / n as u32);
+    let v = s.view().unwrap();
+    let t = std::time::Instant::now();
+    for i in 0..n {
+        v.inode(Ino(100 + i)).unwrap().unwrap();
+    }
+    eprintln!("inode read in one view: {:?}", t.elapsed() / n as u32);
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        s.view().unwrap();
+    }
+    eprintln!("view alone: {:?}", t.elapsed() / n as u32);
+    let t = std::time::Instant::now();
+    for i in 0..n {
+        v.tx()
+            .get(&keys::versioned(&keys::inode(Ino(100 + i)), Generation(1)))
+            .unwrap();
+    }
+    eprintln!("raw point get: {:?}", t.elapsed() / n as u32);
+}
+
+/// Prints how reads of one key slow down as it is overwritten (run with --ignored).
+#[test]
+#[ignore]
+fn measure_hot_key_reads() {
+    let (_d, s) = store();
+    for round in 0..5 {
+        for i in 0..2000u64 {
+            s.write(|w| w.put_inode(&inode(1, i))).unwrap();
+        }
+        let t = std::time::Instant::now();
+        for _ in 0..1000 {
+            s.view().unwrap().inode(Ino(1)).unwrap().unwrap();
+        }
+        let ranged = t.elapsed() / 1000;
+        let v = s.view().unwrap();
+        let key = keys::versioned(&keys::inode(Ino(1)), Generation(1));
+        let t = std::time::Instant::now();
+        for _ in 0..1000 {
+            v.tx().get(&key).unwrap().unwrap();
+        }
+        eprintln!(
+            "after {} overwrites: range read {ranged:?}, point get {:?}",
+            (round + 1) * 2000,
+            t.elapsed() / 1000
+        );
+    }
+}

@@ -51,27 +51,41 @@ fn versions_end(logical: &[u8]) -> Result<Vec<u8>, MetaError> {
 pub(crate) struct Version {
     /// The stored key (logical ++ suffix).
     pub key: Vec<u8>,
-    /// The generation it was born at.
-    pub birth: Generation,
     /// The stored value (tagged).
     pub stored: Vec<u8>,
 }
 
-/// The newest version of `logical` visible at `at` (tombstones included), if any.
-pub(crate) fn newest_visible(
+/// The version of `logical` born exactly at `gen`, by point lookup.
+///
+/// Point lookups stay fast on keys rewritten many times (a directory's inode on every
+/// create), where a range scan would step over every superseded internal version.
+pub(crate) fn born_at(
     tx: &Transaction,
     logical: &[u8],
-    at: Generation,
+    gen: Generation,
 ) -> Result<Option<Version>, MetaError> {
-    let start = keys::versioned(logical, at);
+    let key = keys::versioned(logical, gen);
+    let stored = tx.get(&key).map_err(|e| MetaError::kv("get", e))?;
+    Ok(stored.map(|stored| Version { key, stored }))
+}
+
+/// The newest version of `logical` born strictly before `gen` (tombstones included).
+pub(crate) fn newest_before(
+    tx: &Transaction,
+    logical: &[u8],
+    gen: Generation,
+) -> Result<Option<Version>, MetaError> {
+    let Some(prev) = gen.0.checked_sub(1) else {
+        return Ok(None);
+    };
+    let start = keys::versioned(logical, Generation(prev));
     let end = versions_end(logical)?;
     let mut found = None;
     scan_raw(tx, &start, &end, |k, v| {
-        if let Some((lk, birth)) = keys::split_versioned(k) {
+        if let Some((lk, _)) = keys::split_versioned(k) {
             if lk == logical {
                 found = Some(Version {
                     key: k.to_vec(),
-                    birth,
                     stored: v.to_vec(),
                 });
             }
@@ -81,35 +95,16 @@ pub(crate) fn newest_visible(
     Ok(found)
 }
 
-/// The two newest versions of `logical` regardless of generation (for writes).
-pub(crate) fn newest_two(
+/// The newest version of `logical` visible at `at` (tombstones included), if any.
+pub(crate) fn newest_visible(
     tx: &Transaction,
     logical: &[u8],
-) -> Result<(Option<Version>, bool), MetaError> {
-    let start = keys::versioned(logical, Generation(u64::MAX));
-    let end = versions_end(logical)?;
-    let mut first = None;
-    let mut has_older = false;
-    scan_raw(tx, &start, &end, |k, v| {
-        let Some((lk, birth)) = keys::split_versioned(k) else {
-            return Err(MetaError::corrupt(format!("short versioned key {k:02x?}")));
-        };
-        if lk != logical {
-            return Ok(false);
-        }
-        if first.is_none() {
-            first = Some(Version {
-                key: k.to_vec(),
-                birth,
-                stored: v.to_vec(),
-            });
-            Ok(true)
-        } else {
-            has_older = true;
-            Ok(false)
-        }
-    })?;
-    Ok((first, has_older))
+    at: Generation,
+) -> Result<Option<Version>, MetaError> {
+    match born_at(tx, logical, at)? {
+        Some(v) => Ok(Some(v)),
+        None => newest_before(tx, logical, at),
+    }
 }
 
 /// Visits, in key order, the visible payload of every logical key under `prefix` whose

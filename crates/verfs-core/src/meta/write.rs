@@ -5,7 +5,7 @@ use surrealkv::Transaction;
 use super::keys;
 use super::reader::Reader;
 use super::records::{ChunkRecord, Dirent, Extent, Inode};
-use super::versioned::{live_value, newest_two, payload, tombstone_value};
+use super::versioned::{born_at, live_value, newest_before, payload, tombstone_value};
 use super::MetaError;
 use crate::types::{ChunkHash, Generation, Ino};
 
@@ -64,51 +64,47 @@ impl WriteTxn {
 
     /// Writes a new visible version of `logical` at the live generation.
     fn put_versioned(&mut self, logical: &[u8], value: &[u8]) -> Result<Prior, MetaError> {
-        let (newest, _) = newest_two(&self.tx, logical)?;
         let stored = live_value(value);
-        match newest {
-            Some(v) if v.birth == self.gen => {
-                self.set(&v.key, &stored)?;
-                Ok(match payload(&v.stored)? {
-                    Some(p) => Prior::Replaced(p.to_vec()),
-                    None => Prior::Absent,
-                })
-            }
-            Some(v) => {
-                self.set(&keys::versioned(logical, self.gen), &stored)?;
-                Ok(match payload(&v.stored)? {
-                    Some(p) => Prior::Retained(p.to_vec()),
-                    None => Prior::Absent,
-                })
-            }
-            None => {
-                self.set(&keys::versioned(logical, self.gen), &stored)?;
-                Ok(Prior::Absent)
-            }
+        if let Some(v) = born_at(&self.tx, logical, self.gen)? {
+            self.set(&v.key, &stored)?;
+            return Ok(match payload(&v.stored)? {
+                Some(p) => Prior::Replaced(p.to_vec()),
+                None => Prior::Absent,
+            });
         }
+        let older = newest_before(&self.tx, logical, self.gen)?;
+        self.set(&keys::versioned(logical, self.gen), &stored)?;
+        Ok(match older {
+            Some(v) => match payload(&v.stored)? {
+                Some(p) => Prior::Retained(p.to_vec()),
+                None => Prior::Absent,
+            },
+            None => Prior::Absent,
+        })
     }
 
     /// Hides `logical` from the live view: removes the key outright when no older version
     /// lies beneath, else writes a tombstone born at the live generation.
     fn delete_versioned(&mut self, logical: &[u8]) -> Result<Prior, MetaError> {
-        let (newest, has_older) = newest_two(&self.tx, logical)?;
-        let Some(v) = newest else {
+        if let Some(v) = born_at(&self.tx, logical, self.gen)? {
+            let Some(old) = payload(&v.stored)?.map(<[u8]>::to_vec) else {
+                return Ok(Prior::Absent);
+            };
+            if newest_before(&self.tx, logical, self.gen)?.is_some() {
+                self.set(&v.key, &tombstone_value())?;
+            } else {
+                self.del(&v.key)?;
+            }
+            return Ok(Prior::Replaced(old));
+        }
+        let Some(v) = newest_before(&self.tx, logical, self.gen)? else {
             return Ok(Prior::Absent);
         };
         let Some(old) = payload(&v.stored)?.map(<[u8]>::to_vec) else {
             return Ok(Prior::Absent);
         };
-        if v.birth == self.gen {
-            if has_older {
-                self.set(&v.key, &tombstone_value())?;
-            } else {
-                self.del(&v.key)?;
-            }
-            Ok(Prior::Replaced(old))
-        } else {
-            self.set(&keys::versioned(logical, self.gen), &tombstone_value())?;
-            Ok(Prior::Retained(old))
-        }
+        self.set(&keys::versioned(logical, self.gen), &tombstone_value())?;
+        Ok(Prior::Retained(old))
     }
 
     /// Writes inode `inode.ino`.
@@ -153,6 +149,17 @@ impl WriteTxn {
             Prior::Replaced(old) => Ok(Some(Extent::decode(offset, &old)?)),
             Prior::Retained(_) | Prior::Absent => Ok(None),
         }
+    }
+
+    /// Sets extended attribute `name` of `ino`.
+    pub fn put_xattr(&mut self, ino: Ino, name: &[u8], value: &[u8]) -> Result<(), MetaError> {
+        self.put_versioned(&keys::xattr(ino, name), value)
+            .map(|_| ())
+    }
+
+    /// Removes extended attribute `name` of `ino`; returns whether it existed.
+    pub fn delete_xattr(&mut self, ino: Ino, name: &[u8]) -> Result<bool, MetaError> {
+        Ok(self.delete_versioned(&keys::xattr(ino, name))? != Prior::Absent)
     }
 
     /// Writes the target of symlink `ino`.

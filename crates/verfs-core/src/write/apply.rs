@@ -65,7 +65,8 @@ struct Applied {
     held: Option<Held>,
 }
 
-fn group<'a>(groups: &'a mut Vec<InodeOps>, ino: Ino) -> &'a mut InodeOps {
+/// The group of `ino`, created empty if the batch has none yet.
+fn group(groups: &mut Vec<InodeOps>, ino: Ino) -> &mut InodeOps {
     match groups.iter().position(|g| g.ino == ino) {
         Some(i) => &mut groups[i],
         None => {

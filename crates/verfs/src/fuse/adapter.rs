@@ -65,6 +65,18 @@ fn empty(op: &'static str, r: verfs_core::FsResult<()>, reply: ReplyEmpty) {
     }
 }
 
+/// The xattr size-probe protocol: size 0 asks for the length, a too-small buffer is
+/// ERANGE, otherwise the bytes.
+fn xattr_reply(v: Vec<u8>, size: u32, reply: ReplyXattr) {
+    if size == 0 {
+        reply.size(v.len() as u32);
+    } else if (size as usize) < v.len() {
+        reply.error(Errno::ERANGE);
+    } else {
+        reply.data(&v);
+    }
+}
+
 impl Filesystem for Adapter {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         use fuser::InitFlags as F;
@@ -389,18 +401,39 @@ impl Filesystem for Adapter {
         }
     }
 
-    // Extended attributes are not stored yet: report "no such attribute" and an empty
-    // list (what a filesystem without any xattrs returns), and refuse to set one.
-    fn getxattr(&self, _req: &Request, _i: INodeNo, _n: &OsStr, _size: u32, reply: ReplyXattr) {
-        reply.error(Errno::ENODATA);
+    fn setxattr(
+        &self,
+        _req: &Request,
+        i: INodeNo,
+        n: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        empty(
+            "setxattr",
+            self.fs.setxattr(ino(i), name(n), value, flags),
+            reply,
+        );
     }
 
-    fn listxattr(&self, _req: &Request, _i: INodeNo, size: u32, reply: ReplyXattr) {
-        if size == 0 {
-            reply.size(0);
-        } else {
-            reply.data(&[]);
+    fn getxattr(&self, _req: &Request, i: INodeNo, n: &OsStr, size: u32, reply: ReplyXattr) {
+        match self.fs.getxattr(ino(i), name(n)) {
+            Ok(v) => xattr_reply(v, size, reply),
+            Err(e) => reply.error(errno("getxattr", &e)),
         }
+    }
+
+    fn listxattr(&self, _req: &Request, i: INodeNo, size: u32, reply: ReplyXattr) {
+        match self.fs.listxattr(ino(i)) {
+            Ok(v) => xattr_reply(v, size, reply),
+            Err(e) => reply.error(errno("listxattr", &e)),
+        }
+    }
+
+    fn removexattr(&self, _req: &Request, i: INodeNo, n: &OsStr, reply: ReplyEmpty) {
+        empty("removexattr", self.fs.removexattr(ino(i), name(n)), reply);
     }
 
     fn create(

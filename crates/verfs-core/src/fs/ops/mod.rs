@@ -7,3 +7,4 @@ pub(crate) mod io;
 pub(crate) mod lookup;
 pub(crate) mod remove;
 pub(crate) mod rename;
+pub(crate) mod xattr;

@@ -111,8 +111,10 @@ pub(crate) fn remove_dir_entry(
     }
     touch_dir(txn, parent, -1)?;
     txn.delete_dirent(parent, name)?;
-    txn.delete_inode(ino)?;
-    Ok(())
+    let dir = txn
+        .inode(ino)?
+        .ok_or_else(|| FsError::Corrupt(format!("entry names missing {ino}")))?;
+    free_inode(txn, &dir)
 }
 
 /// Updates a directory's times for an entry change and adjusts its link count.
@@ -150,6 +152,9 @@ fn free_inode(txn: &mut WriteTxn, inode: &Inode) -> FsResult<()> {
         FileKind::File => drop_all_extents(txn, inode.ino)?,
         FileKind::Symlink => txn.delete_symlink(inode.ino)?,
         _ => {}
+    }
+    for name in txn.xattr_names(inode.ino)? {
+        txn.delete_xattr(inode.ino, &name)?;
     }
     txn.delete_inode(inode.ino)?;
     Ok(())
