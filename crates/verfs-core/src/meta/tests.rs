@@ -268,7 +268,7 @@ fn measure_store_latency() {
     let t = std::time::Instant::now();
     for i in 0..n {
         v.tx()
-            .get(&keys::versioned(&keys::inode(Ino(100 + i)), Generation(1)))
+            .get(keys::versioned(&keys::inode(Ino(100 + i)), Generation(1)))
             .unwrap();
     }
     eprintln!("raw point get: {:?}", t.elapsed() / n as u32);
