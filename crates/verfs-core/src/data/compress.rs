@@ -1,5 +1,6 @@
 //! Chunk payload codecs. A chunk that does not shrink under zstd is stored raw.
 
+use bytes::Bytes;
 use thiserror::Error;
 
 /// The payload codec byte stored in pack records and chunk records.
@@ -44,8 +45,33 @@ pub struct Stored {
 #[error("decompress: {0}")]
 pub struct DecompressError(pub String);
 
-/// Compresses `plain` at `level`, keeping it raw when zstd does not make it smaller.
+/// Bytes sampled to predict whether a chunk compresses.
+const SAMPLE: usize = 4096;
+
+/// Whether a sample of `plain` shrinks under fast zstd; random-looking data (already
+/// compressed media, encrypted files) is then stored raw without paying for a full
+/// compression attempt, which costs as much as compressing text.
+fn looks_compressible(plain: &[u8]) -> bool {
+    if plain.len() < 4 * SAMPLE {
+        return true;
+    }
+    let mid = plain.len() / 2;
+    let sample = &plain[mid - SAMPLE / 2..mid + SAMPLE / 2];
+    match zstd::bulk::compress(sample, 1) {
+        Ok(c) => c.len() < SAMPLE * 31 / 32,
+        Err(_) => true,
+    }
+}
+
+/// Compresses `plain` at `level`, keeping it raw when zstd does not make it smaller (or a
+/// sample predicts it will not).
 pub fn compress(plain: &[u8], level: i32) -> Stored {
+    if !looks_compressible(plain) {
+        return Stored {
+            codec: Codec::Raw,
+            bytes: plain.to_vec(),
+        };
+    }
     match zstd::bulk::compress(plain, level) {
         Ok(c) if c.len() < plain.len() => Stored {
             codec: Codec::Zstd,
@@ -58,18 +84,21 @@ pub fn compress(plain: &[u8], level: i32) -> Stored {
     }
 }
 
-/// Decodes a payload back into exactly `plain_len` bytes.
+/// Decodes a payload back into exactly `plain_len` bytes; a raw payload is returned
+/// as is, without a copy.
 ///
 /// Fails when the payload is not a valid frame or decodes to another length.
 pub fn decompress(
     codec: Codec,
-    payload: &[u8],
+    payload: Bytes,
     plain_len: usize,
-) -> Result<Vec<u8>, DecompressError> {
+) -> Result<Bytes, DecompressError> {
     let out = match codec {
-        Codec::Raw => payload.to_vec(),
-        Codec::Zstd => zstd::bulk::decompress(payload, plain_len)
-            .map_err(|e| DecompressError(e.to_string()))?,
+        Codec::Raw => payload,
+        Codec::Zstd => Bytes::from(
+            zstd::bulk::decompress(&payload, plain_len)
+                .map_err(|e| DecompressError(e.to_string()))?,
+        ),
     };
     if out.len() != plain_len {
         return Err(DecompressError(format!(
@@ -90,7 +119,10 @@ mod tests {
         let s = compress(&plain, 3);
         assert_eq!(s.codec, Codec::Zstd);
         assert!(s.bytes.len() < plain.len());
-        assert_eq!(decompress(s.codec, &s.bytes, plain.len()).unwrap(), plain);
+        assert_eq!(
+            decompress(s.codec, Bytes::from(s.bytes.clone()), plain.len()).unwrap(),
+            plain
+        );
     }
 
     #[test]
@@ -102,13 +134,34 @@ mod tests {
         if s.codec == Codec::Raw {
             assert_eq!(s.bytes, plain);
         }
-        assert_eq!(decompress(s.codec, &s.bytes, plain.len()).unwrap(), plain);
+        assert_eq!(
+            decompress(s.codec, Bytes::from(s.bytes.clone()), plain.len()).unwrap(),
+            plain
+        );
+    }
+
+    #[test]
+    fn random_chunks_skip_compression_but_text_with_a_random_middle_does_not_lose() {
+        let mut x = 1u64;
+        let random: Vec<u8> = (0..65536)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        assert!(!looks_compressible(&random));
+        assert_eq!(compress(&random, 3).codec, Codec::Raw);
+        let text = b"the quick brown fox jumps over the lazy dog\n".repeat(2000);
+        assert!(looks_compressible(&text));
+        assert_eq!(compress(&text, 3).codec, Codec::Zstd);
     }
 
     #[test]
     fn wrong_length_or_garbage_is_an_error() {
         let s = compress(&[7u8; 1000], 3);
-        assert!(decompress(s.codec, &s.bytes, 999).is_err());
-        assert!(decompress(Codec::Zstd, b"not zstd", 10).is_err());
+        assert!(decompress(s.codec, Bytes::from(s.bytes.clone()), 999).is_err());
+        assert!(decompress(Codec::Zstd, Bytes::from_static(b"not zstd"), 10).is_err());
     }
 }

@@ -16,6 +16,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
+use bytes::Bytes;
 use thiserror::Error;
 use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -270,8 +271,8 @@ pub struct RecordData {
     pub header: RecordHeader,
     /// The nonce of an encrypted record.
     pub nonce: Option<[u8; NONCE_LEN]>,
-    /// The stored payload.
-    pub payload: Vec<u8>,
+    /// The stored payload: a slice of the buffer the record was read into, no copy.
+    pub payload: Bytes,
 }
 
 /// Reads the record at `loc` and verifies magic, hash and CRC.
@@ -284,9 +285,9 @@ pub fn read_record(
     expect: &ChunkHash,
 ) -> Result<RecordData, PackError> {
     let total = RECORD_HEADER_LEN + NONCE_LEN + loc.stored_len as usize;
-    let mut buf = vec![0u8; total];
-    let got =
-        read_at_most(file, &mut buf, loc.offset).map_err(|e| PackError::io(pack, loc.offset, e))?;
+    let mut buf =
+        read_fresh(file, total, loc.offset).map_err(|e| PackError::io(pack, loc.offset, e))?;
+    let got = buf.len();
     if got < RECORD_HEADER_LEN {
         return Err(PackError::corrupt(pack, loc.offset, "record truncated"));
     }
@@ -302,15 +303,22 @@ pub fn read_record(
     if got < need || header.stored_len != loc.stored_len {
         return Err(PackError::corrupt(pack, loc.offset, "record truncated"));
     }
-    verify_and_split(pack, loc.offset, header, &buf[..need])
+    let (nonce, payload) = verify(pack, loc.offset, header, &buf[..need])?;
+    buf.truncate(need);
+    Ok(RecordData {
+        header,
+        nonce,
+        payload: Bytes::from(buf).slice(payload),
+    })
 }
 
-fn verify_and_split(
+/// Checks a whole record's CRC; returns its nonce and the range of its payload.
+fn verify(
     pack: PackId,
     offset: u64,
     header: RecordHeader,
     rec: &[u8],
-) -> Result<RecordData, PackError> {
+) -> Result<(Option<[u8; NONCE_LEN]>, std::ops::Range<usize>), PackError> {
     let nonce_len = if header.flags & FLAG_ENCRYPTED != 0 {
         NONCE_LEN
     } else {
@@ -329,11 +337,44 @@ fn verify_and_split(
     } else {
         None
     };
-    Ok(RecordData {
-        header,
-        nonce,
-        payload: payload.to_vec(),
-    })
+    Ok((nonce, RECORD_HEADER_LEN + nonce_len..rec.len()))
+}
+
+/// Reads up to `len` bytes at `offset` into a new buffer without zero-filling it first
+/// (zeroing showed up as a tenth of the sequential-read profile). Short at end of file.
+fn read_fresh(file: &File, len: usize, offset: u64) -> std::io::Result<Vec<u8>> {
+    use std::os::fd::AsRawFd;
+    let mut buf: Vec<u8> = Vec::with_capacity(len);
+    let mut done = 0usize;
+    while done < len {
+        let spare = &mut buf.spare_capacity_mut()[..len - done];
+        let off = libc::off_t::try_from(offset + done as u64)
+            .map_err(|_| std::io::Error::from_raw_os_error(libc::EOVERFLOW))?;
+        // SAFETY: `spare` is writable memory of `spare.len()` bytes owned by `buf`; pread
+        // writes at most that many bytes into it and reports how many.
+        let n = unsafe {
+            libc::pread(
+                file.as_raw_fd(),
+                spare.as_mut_ptr().cast(),
+                spare.len(),
+                off,
+            )
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            break;
+        }
+        done += n as usize;
+        // SAFETY: pread initialised the first `done` bytes of the buffer.
+        unsafe { buf.set_len(done) };
+    }
+    Ok(buf)
 }
 
 /// Reads as many bytes as the file has at `offset`, up to `buf.len()`.
@@ -398,7 +439,7 @@ fn record_at(
     }
     let mut rec = vec![0u8; len as usize];
     let got = read_at_most(file, &mut rec, off).map_err(|e| PackError::io(pack, off, e))?;
-    if got as u64 != len || verify_and_split(pack, off, header, &rec).is_err() {
+    if got as u64 != len || verify(pack, off, header, &rec).is_err() {
         return Ok(None);
     }
     Ok(Some(header))
@@ -661,7 +702,7 @@ mod tests {
         let r = read_record(&file, PackId(1), loc, &h(3)).unwrap();
         assert_eq!(r.nonce, Some(nonce));
         assert_eq!(r.header.codec, Codec::Zstd);
-        assert_eq!(r.payload, b"ciphertext");
+        assert_eq!(&r.payload[..], b"ciphertext");
     }
 
     #[test]

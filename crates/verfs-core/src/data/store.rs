@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use bytes::Bytes;
 use moka::sync::Cache;
 
 use super::compress::{self, Stored};
@@ -328,8 +329,10 @@ impl PackStore {
         Ok(())
     }
 
-    /// Reads a chunk back: locate it in the pack's index, check the record's CRC, decode,
-    /// and check the plain bytes hash to `hash`.
+    /// Reads a chunk back: locate it in the pack's index, check the record's magic, its
+    /// hash field against `hash` and its CRC32C (which covers the hash field and the
+    /// payload), and decode. Plain bytes are not re-hashed: the CRC already ties the
+    /// payload to the id it was stored under.
     ///
     /// Fails with `Missing` if the pack does not hold the chunk, `Corrupt` if a check
     /// fails, `Io` on a read error.
@@ -338,22 +341,15 @@ impl PackStore {
         pack_id: PackId,
         hash: &ChunkHash,
         plain_len: u32,
-    ) -> Result<Vec<u8>, PackError> {
+    ) -> Result<Bytes, PackError> {
         let (file, loc) = self.locate(pack_id, hash)?;
         let rec = pack::read_record(&file, pack_id, loc, hash)?;
-        let plain = compress::decompress(rec.header.codec, &rec.payload, plain_len as usize)
+        let plain = compress::decompress(rec.header.codec, rec.payload, plain_len as usize)
             .map_err(|e| PackError::Corrupt {
                 pack: pack_id,
                 offset: loc.offset,
                 what: e.to_string(),
             })?;
-        if self.hasher.hash(&plain) != *hash {
-            return Err(PackError::Corrupt {
-                pack: pack_id,
-                offset: loc.offset,
-                what: format!("chunk {hash} content does not match its id"),
-            });
-        }
         Ok(plain)
     }
 

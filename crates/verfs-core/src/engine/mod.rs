@@ -7,8 +7,7 @@
 pub mod pending;
 pub mod stats;
 
-use std::sync::Arc;
-
+use bytes::Bytes;
 use moka::sync::Cache;
 
 use crate::data::{PackStore, UltraCdc};
@@ -35,7 +34,7 @@ pub struct Engine {
     pub pending: Pending,
     /// Counters for `stats`.
     pub stats: Stats,
-    chunk_cache: Option<Cache<ChunkHash, Arc<Vec<u8>>>>,
+    chunk_cache: Option<Cache<ChunkHash, Bytes>>,
     max_extent_len: u64,
 }
 
@@ -51,7 +50,7 @@ impl Engine {
     ) -> Engine {
         let chunk_cache = (chunk_cache_bytes > 0).then(|| {
             Cache::builder()
-                .weigher(|_, v: &Arc<Vec<u8>>| v.len().min(u32::MAX as usize) as u32 + 64)
+                .weigher(|_, v: &Bytes| v.len().min(u32::MAX as usize) as u32 + 64)
                 .max_capacity(chunk_cache_bytes)
                 .build()
         });
@@ -71,7 +70,7 @@ impl Engine {
     ///
     /// Fails with `Corrupt` if the chunk record is missing or the pack record fails its
     /// checks, `Io` if the pack cannot be read.
-    pub fn read_chunk(&self, r: &impl Reader, e: &Extent) -> FsResult<Arc<Vec<u8>>> {
+    pub fn read_chunk(&self, r: &impl Reader, e: &Extent) -> FsResult<Bytes> {
         if let Some(c) = self.chunk_cache.as_ref().and_then(|c| c.get(&e.hash)) {
             self.stats.chunk_cache_hit();
             return Ok(c);
@@ -89,7 +88,7 @@ impl Engine {
                 e.hash, rec.plain_len, e.len
             )));
         }
-        let data = Arc::new(self.packs.read(rec.pack_id, &e.hash, rec.plain_len)?);
+        let data = self.packs.read(rec.pack_id, &e.hash, rec.plain_len)?;
         if let Some(c) = &self.chunk_cache {
             c.insert(e.hash, data.clone());
         }
@@ -103,14 +102,15 @@ impl Engine {
     }
 
     /// Remembers a chunk just written, so reading it back soon needs no pack read.
-    pub fn cache_chunk(&self, hash: ChunkHash, data: Arc<Vec<u8>>) {
+    pub fn cache_chunk(&self, hash: ChunkHash, data: Bytes) {
         if let Some(c) = &self.chunk_cache {
             c.insert(hash, data);
         }
     }
 
-    /// Fills `buf` with committed bytes `[start, start + buf.len())` of `ino`; holes and
-    /// bytes past `size` read as zeros.
+    /// Appends committed bytes `[start, start + len)` of `ino` to `out`; holes and bytes
+    /// past `size` read as zeros. Only gaps are zero-filled: on the sequential read path
+    /// zeroing whole buffers first showed up as a tenth of the profile.
     ///
     /// Fails as [`Engine::read_chunk`] does.
     pub fn read_committed(
@@ -118,25 +118,27 @@ impl Engine {
         r: &impl Reader,
         ino: Ino,
         start: u64,
-        buf: &mut [u8],
+        len: usize,
         size: u64,
+        out: &mut Vec<u8>,
     ) -> FsResult<()> {
-        buf.fill(0);
-        let end = (start + buf.len() as u64).min(size);
-        if start >= end {
-            return Ok(());
-        }
-        let extents = r.extents_overlapping(ino, start, end, self.max_extent_len)?;
-        for e in extents {
-            let data = self.read_chunk(r, &e)?;
-            let s = start.max(e.offset);
-            let t = end.min(e.end());
-            if s >= t {
-                continue;
+        let want_end = start + len as u64;
+        let end = want_end.min(size);
+        let mut pos = start;
+        if start < end {
+            for e in r.extents_overlapping(ino, start, end, self.max_extent_len)? {
+                let s = start.max(e.offset);
+                let t = end.min(e.end());
+                if s >= t {
+                    continue;
+                }
+                let data = self.read_chunk(r, &e)?;
+                out.resize(out.len() + (s - pos) as usize, 0);
+                out.extend_from_slice(&data[(s - e.offset) as usize..(t - e.offset) as usize]);
+                pos = t;
             }
-            let src = &data[(s - e.offset) as usize..(t - e.offset) as usize];
-            buf[(s - start) as usize..(t - start) as usize].copy_from_slice(src);
         }
+        out.resize(out.len() + (want_end - pos) as usize, 0);
         Ok(())
     }
 
@@ -154,8 +156,8 @@ impl Engine {
                 return Ok(Vec::new());
             }
             let n = (size - offset).min(u64::from(len)) as usize;
-            let mut buf = vec![0u8; n];
-            self.read_committed(&view, ino, offset, &mut buf, inode.size)?;
+            let mut buf = Vec::with_capacity(n);
+            self.read_committed(&view, ino, offset, n, inode.size, &mut buf)?;
             let mut cur = inode.size;
             for op in &snap.ops {
                 cur = op.apply(offset, &mut buf, cur);

@@ -1,8 +1,8 @@
 //! Turning new file bytes into extents: hash, dedup, compress in parallel, append, and
 //! keep chunk refcounts exact (refcounts count extent versions).
 
+use bytes::Bytes;
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -65,7 +65,7 @@ pub(crate) fn put_spans(
                 if let Some(old) = txn.put_extent(ino, &e)? {
                     drop_ref(txn, &old.hash)?;
                 }
-                engine.cache_chunk(hash, Arc::new(bytes));
+                engine.cache_chunk(hash, Bytes::from(bytes));
             }
         }
     }

@@ -142,15 +142,17 @@ impl Run<'_> {
         len: usize,
         old_size: u64,
     ) -> FsResult<Vec<u8>> {
-        let mut buf = vec![0u8; len];
         let end = pos + len as u64;
         let covered = self
             .writes
             .iter()
             .any(|(o, d)| *o <= pos && o + d.len() as u64 >= end);
-        if !covered {
+        let mut buf = Vec::with_capacity(len);
+        if covered {
+            buf.resize(len, 0);
+        } else {
             self.engine
-                .read_committed(txn, ino, pos, &mut buf, old_size)?;
+                .read_committed(txn, ino, pos, len, old_size, &mut buf)?;
         }
         for (off, data) in self.writes {
             overlay(&mut buf, pos, *off, data);
