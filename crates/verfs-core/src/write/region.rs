@@ -179,23 +179,33 @@ impl Run<'_> {
         let cdc = &self.engine.chunker;
         let max = cdc.max_size();
         let mut dirty_end = dirty_end;
+        // `buf[head..]` holds the bytes from `start` on; consumed bytes are dropped only
+        // when more are loaded, so cutting a chunk never shifts the rest.
         let mut buf: Vec<u8> = Vec::new();
+        let mut head = 0usize;
         let mut start = ws;
         let mut spans: ChunkSpans = Vec::new();
         let mut held = None;
         while start < new_size {
-            let loaded = start + buf.len() as u64;
-            if buf.len() < max && loaded < new_size {
-                let want = (2 * max - buf.len()).min((new_size - loaded) as usize);
+            let avail = buf.len() - head;
+            let loaded = start + avail as u64;
+            if avail < max && loaded < new_size {
+                buf.drain(..head);
+                head = 0;
+                let want = (2 * max - avail).min((new_size - loaded) as usize);
                 buf.extend(self.bytes(txn, ino, loaded, want, old_size)?);
             }
-            let eof = start + buf.len() as u64 >= new_size;
-            let cut = cdc.cut(&buf, eof).unwrap_or(buf.len()).min(buf.len());
+            let rest = &buf[head..];
+            let eof = start + rest.len() as u64 >= new_size;
+            let cut = cdc.cut(rest, eof).unwrap_or(rest.len()).min(rest.len());
             if cut == 0 {
                 break;
             }
-            let forced_by_eof = eof && cut == buf.len() && cdc.cut(&buf, false).is_none();
-            let chunk: Vec<u8> = buf.drain(..cut).collect();
+            // Cut by the end of the data rather than by content (a content cut exactly at
+            // the end is treated the same; holding it back costs nothing).
+            let forced_by_eof = eof && cut == rest.len() && cut < max;
+            let chunk: Vec<u8> = rest[..cut].to_vec();
+            head += cut;
             let chunk_start = start;
             start += cut as u64;
             while *next < ranges.len() && ranges[*next].0 <= start {
