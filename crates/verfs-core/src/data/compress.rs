@@ -36,8 +36,8 @@ impl Codec {
 pub struct Stored {
     /// The codec of `bytes`.
     pub codec: Codec,
-    /// The payload.
-    pub bytes: Vec<u8>,
+    /// The payload (the plain bytes themselves, shared, when raw).
+    pub bytes: Bytes,
 }
 
 /// A payload could not be decoded.
@@ -65,21 +65,21 @@ fn looks_compressible(plain: &[u8]) -> bool {
 
 /// Compresses `plain` at `level`, keeping it raw when zstd does not make it smaller (or a
 /// sample predicts it will not).
-pub fn compress(plain: &[u8], level: i32) -> Stored {
+pub fn compress(plain: &Bytes, level: i32) -> Stored {
     if !looks_compressible(plain) {
         return Stored {
             codec: Codec::Raw,
-            bytes: plain.to_vec(),
+            bytes: plain.clone(),
         };
     }
     match zstd::bulk::compress(plain, level) {
         Ok(c) if c.len() < plain.len() => Stored {
             codec: Codec::Zstd,
-            bytes: c,
+            bytes: Bytes::from(c),
         },
         _ => Stored {
             codec: Codec::Raw,
-            bytes: plain.to_vec(),
+            bytes: plain.clone(),
         },
     }
 }
@@ -116,11 +116,11 @@ mod tests {
     #[test]
     fn compressible_data_shrinks_and_round_trips() {
         let plain = b"abcabcabc".repeat(1000);
-        let s = compress(&plain, 3);
+        let s = compress(&Bytes::from(plain.clone()), 3);
         assert_eq!(s.codec, Codec::Zstd);
         assert!(s.bytes.len() < plain.len());
         assert_eq!(
-            decompress(s.codec, Bytes::from(s.bytes.clone()), plain.len()).unwrap(),
+            decompress(s.codec, s.bytes.clone(), plain.len()).unwrap(),
             plain
         );
     }
@@ -130,12 +130,12 @@ mod tests {
         let plain: Vec<u8> = (0..4096u32)
             .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
             .collect();
-        let s = compress(&plain, 3);
+        let s = compress(&Bytes::from(plain.clone()), 3);
         if s.codec == Codec::Raw {
             assert_eq!(s.bytes, plain);
         }
         assert_eq!(
-            decompress(s.codec, Bytes::from(s.bytes.clone()), plain.len()).unwrap(),
+            decompress(s.codec, s.bytes.clone(), plain.len()).unwrap(),
             plain
         );
     }
@@ -152,16 +152,16 @@ mod tests {
             })
             .collect();
         assert!(!looks_compressible(&random));
-        assert_eq!(compress(&random, 3).codec, Codec::Raw);
+        assert_eq!(compress(&Bytes::from(random.clone()), 3).codec, Codec::Raw);
         let text = b"the quick brown fox jumps over the lazy dog\n".repeat(2000);
         assert!(looks_compressible(&text));
-        assert_eq!(compress(&text, 3).codec, Codec::Zstd);
+        assert_eq!(compress(&Bytes::from(text.clone()), 3).codec, Codec::Zstd);
     }
 
     #[test]
     fn wrong_length_or_garbage_is_an_error() {
-        let s = compress(&[7u8; 1000], 3);
-        assert!(decompress(s.codec, Bytes::from(s.bytes.clone()), 999).is_err());
+        let s = compress(&Bytes::from(vec![7u8; 1000]), 3);
+        assert!(decompress(s.codec, s.bytes.clone(), 999).is_err());
         assert!(decompress(Codec::Zstd, Bytes::from_static(b"not zstd"), 10).is_err());
     }
 }

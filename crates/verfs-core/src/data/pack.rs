@@ -215,6 +215,20 @@ pub fn encode_record(
     nonce: Option<&[u8; NONCE_LEN]>,
     payload: &[u8],
 ) -> Vec<u8> {
+    let mut out = record_head(hash, codec, plain_len, nonce, payload);
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The header and nonce of a record for `payload`, which is written right after them;
+/// kept apart so appending never copies the payload into a record buffer.
+pub fn record_head(
+    hash: ChunkHash,
+    codec: Codec,
+    plain_len: u32,
+    nonce: Option<&[u8; NONCE_LEN]>,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut h = RecordHeader {
         hash,
         codec,
@@ -229,7 +243,6 @@ pub fn encode_record(
     let mut out = Vec::with_capacity(RECORD_HEADER_LEN + nonce_bytes.len() + payload.len());
     out.extend_from_slice(h.as_bytes());
     out.extend_from_slice(nonce_bytes);
-    out.extend_from_slice(payload);
     out
 }
 

@@ -279,11 +279,16 @@ impl PackStore {
         plain_len: u32,
         stored: &Stored,
     ) -> Result<PackId, PackError> {
-        let rec = pack::encode_record(hash, stored.codec, plain_len, None, &stored.bytes);
-        self.check_space(rec.len() as u64)?;
+        let head = pack::record_head(hash, stored.codec, plain_len, None, &stored.bytes);
+        let rec_len = (head.len() + stored.bytes.len()) as u64;
+        self.check_space(rec_len)?;
         let mut a = self.lock_active();
         let off = a.len;
-        if let Err(e) = a.file.write_all_at(&rec, off) {
+        let written = a
+            .file
+            .write_all_at(&head, off)
+            .and_then(|_| a.file.write_all_at(&stored.bytes, off + head.len() as u64));
+        if let Err(e) = written {
             // Drop the partial record so the pack ends at its last whole record.
             let _ = a.file.set_len(off);
             return Err(io(a.id, off, e));
@@ -292,7 +297,7 @@ impl PackStore {
             offset: off,
             stored_len: stored.bytes.len() as u32,
         };
-        a.len += rec.len() as u64;
+        a.len += rec_len;
         a.index.insert(hash, loc);
         a.order.push((hash, loc));
         let id = a.id;
@@ -458,7 +463,7 @@ mod tests {
 
     fn put(s: &PackStore, data: &[u8]) -> (ChunkHash, PackId) {
         let h = s.hasher().hash(data);
-        let stored = compress::compress(data, 3);
+        let stored = compress::compress(&Bytes::copy_from_slice(data), 3);
         (h, s.append(h, data.len() as u32, &stored).unwrap())
     }
 

@@ -328,8 +328,9 @@ fn set_size(
                     chunks::drop_ref(txn, &old.hash)?;
                 }
             } else {
-                let data = engine.read_chunk(txn, &e)?;
-                let cut = data[..(size - e.offset) as usize].to_vec();
+                let cut = engine
+                    .read_chunk(txn, &e)?
+                    .slice(..(size - e.offset) as usize);
                 chunks::put_spans(engine, txn, inode.ino, vec![(e.offset, cut)], memo)?;
             }
         }

@@ -26,7 +26,7 @@ pub(crate) struct StoredChunk {
 pub(crate) type Memo = HashMap<ChunkHash, StoredChunk>;
 
 /// New contents for whole chunks of one file: `(offset, bytes)` in offset order.
-pub(crate) type ChunkSpans = Vec<(u64, Vec<u8>)>;
+pub(crate) type ChunkSpans = Vec<(u64, Bytes)>;
 
 /// Writes `spans` as the file's extents at those offsets: all-zero spans become holes,
 /// the rest are hashed, deduplicated, compressed in parallel and appended to the pack.
@@ -40,7 +40,7 @@ pub(crate) fn put_spans(
     memo: &mut Memo,
 ) -> FsResult<()> {
     let hasher = engine.packs.hasher();
-    let hashed: Vec<(u64, Option<ChunkHash>, Vec<u8>)> = spans
+    let hashed: Vec<(u64, Option<ChunkHash>, Bytes)> = spans
         .into_par_iter()
         .map(|(off, bytes)| {
             let h = (!is_zero(&bytes)).then(|| hasher.hash(&bytes));
@@ -65,7 +65,7 @@ pub(crate) fn put_spans(
                 if let Some(old) = txn.put_extent(ino, &e)? {
                     drop_ref(txn, &old.hash)?;
                 }
-                engine.cache_chunk(hash, Bytes::from(bytes));
+                engine.cache_chunk(hash, bytes);
             }
         }
     }
@@ -76,13 +76,14 @@ pub(crate) fn put_spans(
 fn store_missing(
     engine: &Engine,
     txn: &WriteTxn,
-    hashed: &[(u64, Option<ChunkHash>, Vec<u8>)],
+    hashed: &[(u64, Option<ChunkHash>, Bytes)],
     memo: &mut Memo,
 ) -> FsResult<()> {
-    let mut todo: Vec<(ChunkHash, &[u8])> = Vec::new();
+    let mut todo: Vec<(ChunkHash, &Bytes)> = Vec::new();
+    let mut queued = std::collections::HashSet::new();
     for (_, hash, bytes) in hashed {
         let Some(hash) = hash else { continue };
-        if memo.contains_key(hash) || todo.iter().any(|(h, _)| h == hash) {
+        if memo.contains_key(hash) || !queued.insert(*hash) {
             engine.stats.dedup_hit();
             continue;
         }

@@ -16,6 +16,8 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use super::chunks::{self, ChunkSpans, Memo};
 use crate::engine::Engine;
 use crate::error::{FsError, FsResult};
@@ -204,7 +206,7 @@ impl Run<'_> {
             // Cut by the end of the data rather than by content (a content cut exactly at
             // the end is treated the same; holding it back costs nothing).
             let forced_by_eof = eof && cut == rest.len() && cut < max;
-            let chunk: Vec<u8> = rest[..cut].to_vec();
+            let chunk = Bytes::copy_from_slice(&rest[..cut]);
             head += cut;
             let chunk_start = start;
             start += cut as u64;
@@ -215,7 +217,7 @@ impl Run<'_> {
             if start >= new_size && forced_by_eof && self.may_hold {
                 held = Some(Held {
                     offset: chunk_start,
-                    data: Arc::from(chunk),
+                    data: Arc::from(&chunk[..]),
                 });
                 break;
             }
