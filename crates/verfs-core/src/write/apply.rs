@@ -2,7 +2,9 @@
 //!
 //! Runs of writes are re-chunked by [`Run`] (`region.rs`); size changes cut or drop
 //! extents. Each file's final chunk may be held back in memory ([`Held`]) until the next
-//! write, a flush (last close, fsync, idle timer, shutdown) or a size change. If the batch
+//! write or size change of the file, or a flush of all held tails (fsync, idle timer,
+//! memory cap, shutdown) — so many small files written one after another are stored in
+//! one batch. If the batch
 //! transaction fails, each inode is retried in its own transaction so one bad file cannot
 //! fail the writes of another.
 
@@ -113,11 +115,6 @@ pub(crate) fn apply_batch(engine: &Engine, batch: Batch, tails: &mut Tails, flus
                 edit,
                 done,
             }),
-            Msg::Flush { ino } => {
-                if tails.contains_key(&ino) {
-                    group(&mut groups, ino).flush = true;
-                }
-            }
             Msg::Sync { done } => {
                 flush_all = true;
                 syncs.push(done);

@@ -62,9 +62,6 @@ pub(crate) enum Msg {
     Sync {
         done: Done<()>,
     },
-    Flush {
-        ino: Ino,
-    },
     Stop,
 }
 
@@ -152,13 +149,6 @@ impl Batcher {
         }
     }
 
-    /// Asks for `ino`'s held last chunk to be stored (its last handle closed).
-    pub fn flush(&self, ino: Ino) {
-        if !self.stopped.load(Ordering::Acquire) {
-            let _ = self.tx.send(Msg::Flush { ino });
-        }
-    }
-
     /// Applies everything queued, then stops the thread. Later calls fail with
     /// `ShuttingDown`.
     pub fn stop(&self) {
@@ -179,7 +169,7 @@ fn fail(msg: Msg, e: FsError) {
         Msg::Write { done, .. } => done(Err(e)),
         Msg::SetSize { done, .. } => done(Err(e)),
         Msg::Sync { done } => done(Err(e)),
-        Msg::Flush { .. } | Msg::Stop => {}
+        Msg::Stop => {}
     }
 }
 
@@ -200,7 +190,7 @@ impl Batch {
                 self.bytes += data.len() as u64;
             }
             Msg::SetSize { .. } => self.blocks += 1,
-            Msg::Sync { .. } | Msg::Flush { .. } => {}
+            Msg::Sync { .. } => {}
             Msg::Stop => {
                 self.stop = true;
                 return;

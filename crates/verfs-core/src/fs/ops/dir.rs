@@ -63,7 +63,7 @@ impl Fs {
         let dots = [(1u64, me.ino, &b"."[..]), (2, me.parent, &b".."[..])];
         for (next, ino, name) in dots {
             if offset < next {
-                let attr = if plus { s.view.inode(ino)? } else { None };
+                let attr = if plus { self.current_attr(ino)? } else { None };
                 let e = DirEntry {
                     ino,
                     kind: FileKind::Dir,
@@ -100,7 +100,11 @@ impl Fs {
                     index += 1;
                     continue;
                 }
-                let attr = if plus { s.view.inode(d.ino)? } else { None };
+                let attr = if plus {
+                    self.current_attr(d.ino)?
+                } else {
+                    None
+                };
                 let e = DirEntry {
                     ino: d.ino,
                     kind: d.kind,
@@ -114,6 +118,16 @@ impl Fs {
                 index += 1;
                 s.cursor = Some((e.offset, e.name));
             }
+        }
+    }
+
+    /// Attributes for readdirplus: current ones, with writes still in the batcher or held
+    /// (the kernel caches them like a lookup's), `None` if the inode is gone by now.
+    fn current_attr(&self, ino: Ino) -> FsResult<Option<Attr>> {
+        match self.engine.inode_with_pending(ino) {
+            Ok(a) => Ok(Some(a)),
+            Err(FsError::NotFound) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 

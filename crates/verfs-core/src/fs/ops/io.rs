@@ -69,7 +69,6 @@ impl Fs {
         if !last {
             return Ok(());
         }
-        self.batcher.flush(ino);
         let unlinked = self
             .engine
             .meta
