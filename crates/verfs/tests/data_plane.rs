@@ -122,3 +122,43 @@ fn writing_2_gib_keeps_daemon_memory_bounded() {
     fs.stop();
     fs.assert_no_panic();
 }
+
+/// Random 4 KiB overwrites in a large file re-chunk only their neighbourhood: each one
+/// stores at most a few new chunks, and the file reads back exactly.
+#[test]
+fn small_overwrites_rewrite_only_a_few_chunks() {
+    let mut fs = TestFs::new();
+    fs.start();
+    let src = fs.t("base.bin");
+    write_random(&src, 32 << 20, 11);
+    let f = fs.m("f.bin");
+    sh_ok(&format!("cp {src} {f}"));
+    let misses = |fs: &TestFs| stat_u64(&fs.stats(), &["activity", "dedup_misses"]);
+    let before = misses(&fs);
+    let patch = fs.t("patch.bin");
+    write_random(&patch, 4096, 12);
+    let offsets = [5u64, 977, 2048, 4000, 6100, 7001];
+    for (i, block) in offsets.iter().enumerate() {
+        sh_ok(&format!(
+            "dd if={patch} of={f} bs=4096 seek={block} conv=notrunc,fsync status=none && \
+             dd if={patch} of={src} bs=4096 seek={block} conv=notrunc status=none"
+        ));
+        let stored = misses(&fs) - before;
+        assert!(
+            stored <= 3 * (i as u64 + 1),
+            "{} overwrites stored {stored} new chunks",
+            i + 1
+        );
+    }
+    eprintln!(
+        "{} random 4 KiB overwrites stored {} new chunks",
+        offsets.len(),
+        misses(&fs) - before
+    );
+    assert_eq!(sha256(&f), sha256(&src));
+    fs.stop();
+    fs.start();
+    assert_eq!(sha256(&fs.m("f.bin")), sha256(&src));
+    fs.stop();
+    fs.assert_no_panic();
+}
