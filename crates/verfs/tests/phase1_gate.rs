@@ -235,3 +235,24 @@ fn unlinked_open_file_stays_readable() {
     fs.stop();
     fs.assert_no_panic();
 }
+
+/// An external `fusermount3 -u` is a clean shutdown too: the daemon syncs, exits 0,
+/// and the data is there at the next mount.
+#[test]
+fn external_unmount_shuts_down_cleanly() {
+    let mut fs = TestFs::new();
+    fs.start();
+    write_random(&fs.t("src"), 500_000, 9);
+    sh_ok(&format!("cp {} {}", fs.t("src"), fs.m("f")));
+    sh_ok(&format!("fusermount3 -u {}", fs.m("")));
+    let status = fs.wait_own_exit(std::time::Duration::from_secs(30));
+    assert!(
+        status.success(),
+        "daemon exited with {status} after external unmount"
+    );
+    assert!(fs.log().contains("clean shutdown complete"), "{}", fs.log());
+    fs.start();
+    assert_eq!(sha256(&fs.m("f")), sha256(&fs.t("src")));
+    fs.stop();
+    fs.assert_no_panic();
+}

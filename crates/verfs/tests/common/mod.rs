@@ -154,6 +154,22 @@ impl TestFs {
         }
     }
 
+    /// Waits up to `limit` for the daemon to exit on its own and forgets it.
+    pub fn wait_own_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(s) = self.try_wait() {
+                self.child = None;
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "daemon still running after {limit:?}"
+            );
+            sleep(POLL);
+        }
+    }
+
     /// Exit status if the daemon has exited; `None` while it runs.
     pub fn try_wait(&mut self) -> Option<ExitStatus> {
         let child = self.child.as_mut().expect("no daemon started");
