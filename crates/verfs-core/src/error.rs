@@ -64,6 +64,9 @@ pub enum FsError {
     /// ERANGE: the caller's buffer is too small.
     #[error("result out of range")]
     Range,
+    /// ENXIO: no data (or hole) at or after the offset (`lseek` SEEK_DATA/SEEK_HOLE).
+    #[error("no such device or address")]
+    NoSuchOffset,
     /// ESHUTDOWN-like: the filesystem is stopping and takes no new work (EIO to callers).
     #[error("filesystem is shutting down")]
     ShuttingDown,
@@ -97,6 +100,7 @@ impl FsError {
             FsError::NotSupported => libc::EOPNOTSUPP,
             FsError::NoData => libc::ENODATA,
             FsError::Range => libc::ERANGE,
+            FsError::NoSuchOffset => libc::ENXIO,
             FsError::ShuttingDown | FsError::Io(_) | FsError::Corrupt(_) => libc::EIO,
         }
     }
@@ -146,6 +150,7 @@ mod tests {
             (FsError::NotSupported, libc::EOPNOTSUPP),
             (FsError::NoData, libc::ENODATA),
             (FsError::Range, libc::ERANGE),
+            (FsError::NoSuchOffset, libc::ENXIO),
             (FsError::ShuttingDown, libc::EIO),
             (FsError::Io("x".into()), libc::EIO),
             (FsError::Corrupt("x".into()), libc::EIO),

@@ -199,6 +199,21 @@ impl Engine {
         )))
     }
 
+    /// File ranges written but not yet committed (in the batcher or held back).
+    pub fn pending_data_ranges(&self, ino: Ino) -> Vec<(u64, u64)> {
+        self.pending
+            .snapshot(ino)
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                PendingOp::Write { offset, data } | PendingOp::Held { offset, data } => {
+                    Some((*offset, offset + data.len() as u64))
+                }
+                PendingOp::Truncate { .. } => None,
+            })
+            .collect()
+    }
+
     /// Makes everything committed so far durable: packs first, then the metadata WAL, so
     /// metadata never becomes durable before the bytes it points to.
     ///

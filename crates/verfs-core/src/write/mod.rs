@@ -14,6 +14,7 @@ mod region;
 
 pub(crate) use apply::drop_all_extents;
 use apply::Tails;
+pub(crate) use region::merge_ranges;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    BsdFileFlags, Errno, FileHandle as FuseFh, Filesystem, FopenFlags, Generation, INodeNo,
-    KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
-    ReplyXattr, Request, TimeOrNow, WriteFlags,
+    AccessFlags, BsdFileFlags, Errno, FileHandle as FuseFh, Filesystem, FopenFlags, Generation,
+    INodeNo, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs,
+    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use verfs_core::fs::{Caller, Fs, SetAttr};
 use verfs_core::types::{FileHandle, Ino};
@@ -322,6 +322,53 @@ impl Filesystem for Adapter {
     fn fsync(&self, _req: &Request, i: INodeNo, _f: FuseFh, _datasync: bool, reply: ReplyEmpty) {
         self.fs
             .fsync(ino(i), Box::new(move |r| empty("fsync", r, reply)));
+    }
+
+    fn fsyncdir(&self, _req: &Request, i: INodeNo, _f: FuseFh, _datasync: bool, reply: ReplyEmpty) {
+        self.fs
+            .fsync(ino(i), Box::new(move |r| empty("fsyncdir", r, reply)));
+    }
+
+    fn access(&self, req: &Request, i: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        empty(
+            "access",
+            self.fs.access(caller(req), ino(i), mask.bits()),
+            reply,
+        );
+    }
+
+    fn lseek(
+        &self,
+        _req: &Request,
+        i: INodeNo,
+        _f: FuseFh,
+        offset: i64,
+        whence: i32,
+        reply: ReplyLseek,
+    ) {
+        match self.fs.seek_data_hole(ino(i), offset, whence) {
+            Ok(p) => reply.offset(p as i64),
+            Err(e) => reply.error(errno("lseek", &e)),
+        }
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        i: INodeNo,
+        _f: FuseFh,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        self.fs.fallocate(
+            ino(i),
+            offset,
+            length,
+            mode,
+            Box::new(move |r| empty("fallocate", r, reply)),
+        );
     }
 
     fn opendir(&self, _req: &Request, i: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {

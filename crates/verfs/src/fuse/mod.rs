@@ -92,7 +92,8 @@ pub fn serve(fs: Fs, cfg: &Config) -> Result<()> {
     if let Event::Signal(sig) = first {
         tracing::info!(sig, "signal received; unmounting");
         if let Err(e) = unmounter.unmount() {
-            tracing::warn!(error = %e, "unmount failed");
+            tracing::warn!(error = %e, "unmount failed; detaching the mount lazily");
+            lazy_unmount(&cfg.mount_point);
         }
         if !wait_session_end(&rx) {
             tracing::warn!("session still busy after unmount; aborting the connection");
@@ -143,8 +144,50 @@ fn connection_id(mountpoint: &Path) -> Option<u64> {
     Some(u64::from(libc::minor(dev)))
 }
 
+/// Detaches a busy mount (open files keep the session alive until closed or aborted).
+fn lazy_unmount(mountpoint: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    if let Ok(c) = std::ffi::CString::new(mountpoint.as_os_str().as_bytes()) {
+        // SAFETY: `c` is a valid NUL-terminated path; umount2 has no other preconditions.
+        if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == 0 {
+            return;
+        }
+    }
+    let status = std::process::Command::new("fusermount3")
+        .arg("-uz")
+        .arg(mountpoint)
+        .status();
+    if !matches!(status, Ok(s) if s.success()) {
+        tracing::warn!(mount = %mountpoint.display(), "lazy unmount failed");
+    }
+}
+
+/// Mounts fusectl on /sys/fs/fuse/connections if it is not there (root only).
+fn ensure_fusectl() {
+    let dir = Path::new("/sys/fs/fuse/connections");
+    let mounted = std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some());
+    if mounted {
+        return;
+    }
+    let (src, target, fstype) = (c"fusectl", c"/sys/fs/fuse/connections", c"fusectl");
+    // SAFETY: all pointers are valid NUL-terminated strings; data may be null.
+    let rc = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "cannot mount fusectl");
+    }
+}
+
 fn abort_connection(conn: Option<u64>) {
     let Some(id) = conn else { return };
+    ensure_fusectl();
     let path = format!("/sys/fs/fuse/connections/{id}/abort");
     if let Err(e) = std::fs::write(&path, b"1") {
         tracing::warn!(error = %e, path, "cannot abort FUSE connection");

@@ -7,4 +7,5 @@ pub(crate) mod io;
 pub(crate) mod lookup;
 pub(crate) mod remove;
 pub(crate) mod rename;
+pub(crate) mod space;
 pub(crate) mod xattr;

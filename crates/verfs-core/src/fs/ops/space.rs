@@ -1,0 +1,153 @@
+//! Space-level file operations: SEEK_DATA/SEEK_HOLE, fallocate, access.
+
+use crate::error::{FsError, FsResult};
+use crate::fs::{Caller, Fs};
+use crate::meta::Reader;
+use crate::types::{FileKind, Ino};
+use crate::write::Done;
+
+/// `lseek` whence: next data at or after the offset.
+pub const SEEK_DATA: i32 = 3;
+/// `lseek` whence: next hole at or after the offset.
+pub const SEEK_HOLE: i32 = 4;
+
+/// Where `whence` lands from `offset`, given the sorted, merged data ranges of a file of
+/// `size` bytes. End of file counts as a hole.
+pub(crate) fn seek_in(data: &[(u64, u64)], size: u64, offset: u64, whence: i32) -> FsResult<u64> {
+    if offset >= size {
+        return Err(FsError::NoSuchOffset);
+    }
+    match whence {
+        SEEK_DATA => data
+            .iter()
+            .find(|(_, e)| *e > offset)
+            .map(|(s, _)| (*s).max(offset))
+            .filter(|p| *p < size)
+            .ok_or(FsError::NoSuchOffset),
+        SEEK_HOLE => {
+            let mut pos = offset;
+            for (s, e) in data {
+                if *s > pos {
+                    break;
+                }
+                pos = pos.max(*e);
+            }
+            Ok(pos.min(size))
+        }
+        _ => Err(FsError::Inval),
+    }
+}
+
+impl Fs {
+    /// `lseek` with SEEK_DATA or SEEK_HOLE: holes are ranges with no stored chunk
+    /// (never written, or all zeros). Writes still in the batcher count as data.
+    ///
+    /// Fails with `NoSuchOffset` (ENXIO) at or past end of file or with no data after
+    /// `offset`, `Inval` for another `whence`.
+    pub fn seek_data_hole(&self, ino: Ino, offset: i64, whence: i32) -> FsResult<u64> {
+        let offset = u64::try_from(offset).map_err(|_| FsError::Inval)?;
+        let attr = self.engine.inode_with_pending(ino)?;
+        let view = self.engine.meta.view()?;
+        let mut ranges: Vec<(u64, u64)> = view
+            .extents_overlapping(ino, offset, attr.size, self.engine.max_extent_len())?
+            .iter()
+            .map(|e| (e.offset, e.end()))
+            .collect();
+        ranges.extend(self.engine.pending_data_ranges(ino));
+        let merged = crate::write::merge_ranges(ranges);
+        seek_in(&merged, attr.size, offset, whence)
+    }
+
+    /// fallocate: mode 0 extends the file (space is not reserved: chunks are written
+    /// when data is, and unwritten ranges are holes that read as zeros); KEEP_SIZE alone
+    /// is accepted and changes nothing. Punching holes and zeroing ranges are not
+    /// supported yet (EOPNOTSUPP, which tools treat as "fall back to writing zeros").
+    pub fn fallocate(&self, ino: Ino, offset: u64, len: u64, mode: i32, done: Done<()>) {
+        let end = match offset.checked_add(len) {
+            Some(e) if len > 0 => e,
+            _ => return done(Err(FsError::Inval)),
+        };
+        match mode {
+            0 => match self.engine.inode_with_pending(ino) {
+                Ok(i) if i.kind != FileKind::File => done(Err(FsError::NotSupported)),
+                Ok(i) if i.size >= end => done(Ok(())),
+                Ok(_) => self.batcher.set_size(
+                    ino,
+                    end,
+                    Box::new(|_| {}),
+                    Box::new(move |r| done(r.map(|_| ()))),
+                ),
+                Err(e) => done(Err(e)),
+            },
+            m if m == libc::FALLOC_FL_KEEP_SIZE => {
+                done(self.engine.inode_with_pending(ino).map(|_| ()))
+            }
+            _ => done(Err(FsError::NotSupported)),
+        }
+    }
+
+    /// access(2): existence (F_OK) and permission bits for the caller. With
+    /// `default_permissions` the kernel checks these itself; this answers callers that
+    /// ask anyway.
+    ///
+    /// Fails with `NotFound` or `Access`.
+    pub fn access(&self, caller: Caller, ino: Ino, mask: i32) -> FsResult<()> {
+        let i = self
+            .engine
+            .meta
+            .view()?
+            .inode(ino)?
+            .ok_or(FsError::NotFound)?;
+        if mask == libc::F_OK {
+            return Ok(());
+        }
+        let perm = u32::from(i.perm);
+        let granted = if caller.uid == 0 {
+            // Root may read and write anything; execute needs some x bit (or a dir).
+            let x = i.kind == FileKind::Dir || perm & 0o111 != 0;
+            libc::R_OK | libc::W_OK | if x { libc::X_OK } else { 0 }
+        } else {
+            let bits = if caller.uid == i.uid {
+                perm >> 6
+            } else if caller.gid == i.gid {
+                perm >> 3
+            } else {
+                perm
+            } & 7;
+            (if bits & 4 != 0 { libc::R_OK } else { 0 })
+                | (if bits & 2 != 0 { libc::W_OK } else { 0 })
+                | (if bits & 1 != 0 { libc::X_OK } else { 0 })
+        };
+        if mask & !granted != 0 {
+            return Err(FsError::Access);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seek_data_and_hole_follow_linux() {
+        let data = [(0, 10), (20, 30)];
+        assert_eq!(seek_in(&data, 40, 0, SEEK_DATA), Ok(0));
+        assert_eq!(seek_in(&data, 40, 5, SEEK_HOLE), Ok(10));
+        assert_eq!(seek_in(&data, 40, 12, SEEK_DATA), Ok(20));
+        assert_eq!(seek_in(&data, 40, 12, SEEK_HOLE), Ok(12));
+        assert_eq!(seek_in(&data, 40, 25, SEEK_HOLE), Ok(30));
+        assert_eq!(
+            seek_in(&data, 40, 31, SEEK_DATA),
+            Err(FsError::NoSuchOffset)
+        );
+        assert_eq!(seek_in(&data, 40, 31, SEEK_HOLE), Ok(31));
+        assert_eq!(
+            seek_in(&data, 40, 40, SEEK_HOLE),
+            Err(FsError::NoSuchOffset)
+        );
+        assert_eq!(seek_in(&[], 40, 0, SEEK_HOLE), Ok(0));
+        assert_eq!(seek_in(&[(0, 40)], 40, 0, SEEK_HOLE), Ok(40));
+        assert_eq!(seek_in(&data, 40, 0, 9), Err(FsError::Inval));
+    }
+}

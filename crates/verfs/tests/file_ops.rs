@@ -1,0 +1,115 @@
+//! Space-level file operations through the mount: SEEK_DATA/SEEK_HOLE over holes,
+//! fallocate modes, fsync of a directory, access(2).
+
+mod common;
+
+use std::ffi::CString;
+use std::fs::OpenOptions;
+use std::os::fd::AsRawFd;
+
+use common::*;
+
+fn lseek(fd: i32, off: i64, whence: i32) -> (i64, i32) {
+    // SAFETY: lseek on a valid fd has no memory-safety preconditions.
+    let r = unsafe { libc::lseek(fd, off, whence) };
+    (
+        r,
+        std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+    )
+}
+
+#[test]
+fn seek_data_and_hole_find_written_ranges() {
+    let mut fs = TestFs::new();
+    fs.start();
+    let f = fs.m("sparse");
+    // 1 MiB of data at 0, a 8 MiB hole, 1 MiB of data, then a hole to 16 MiB.
+    write_random(&fs.t("a"), 1 << 20, 3);
+    sh_ok(&format!(
+        "dd if={a} of={f} bs=1M conv=notrunc,fsync status=none",
+        a = fs.t("a")
+    ));
+    sh_ok(&format!(
+        "dd if={a} of={f} bs=1M seek=9 conv=notrunc,fsync status=none",
+        a = fs.t("a")
+    ));
+    sh_ok(&format!("truncate -s 16M {f}"));
+    let file = OpenOptions::new().read(true).open(&f).expect("open sparse");
+    let fd = file.as_raw_fd();
+    let mib = 1i64 << 20;
+    assert_eq!(lseek(fd, 0, libc::SEEK_DATA).0, 0);
+    let hole = lseek(fd, 0, libc::SEEK_HOLE).0;
+    assert!(
+        (mib..=mib + (256 << 10)).contains(&hole),
+        "first hole at {hole}"
+    );
+    let data = lseek(fd, 2 * mib, libc::SEEK_DATA).0;
+    assert!((8 * mib..=9 * mib).contains(&data), "second data at {data}");
+    let hole = lseek(fd, 9 * mib, libc::SEEK_HOLE).0;
+    assert!(
+        (10 * mib..=10 * mib + (256 << 10)).contains(&hole),
+        "second hole at {hole}"
+    );
+    assert_eq!(lseek(fd, 11 * mib, libc::SEEK_DATA), (-1, libc::ENXIO));
+    assert_eq!(lseek(fd, 16 * mib, libc::SEEK_HOLE), (-1, libc::ENXIO));
+    drop(file);
+    // cp --sparse=always keeps the holes and the bytes.
+    sh_ok(&format!("cp --sparse=always {f} {}", fs.t("copy")));
+    assert_eq!(sha256(&fs.t("copy")), sha256(&f));
+    fs.stop();
+    fs.assert_no_panic();
+}
+
+#[test]
+fn fallocate_modes_and_directory_fsync() {
+    let mut fs = TestFs::new();
+    fs.start();
+    let f = fs.m("f");
+    sh_ok(&format!("echo hello > {f}"));
+    sh_ok(&format!("fallocate -l 1M {f}"));
+    assert_eq!(size_of(&f), 1 << 20);
+    assert_eq!(sh_ok(&format!("head -c 5 {f}")), "hello");
+    sh_ok(&format!("fallocate -n -l 4M {f}"));
+    assert_eq!(size_of(&f), 1 << 20, "KEEP_SIZE must not change the size");
+    let out = sh(&format!("fallocate -p -o 0 -l 4096 {f}"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && (err.contains("unsupported") || err.contains("not supported")),
+        "punch hole must fail with EOPNOTSUPP: {out:?}"
+    );
+    // fsync on a directory (what sqlite and rename-durability code do).
+    let dir = OpenOptions::new()
+        .read(true)
+        .open(fs.m(""))
+        .expect("open dir");
+    dir.sync_all().expect("fsync of a directory");
+    drop(dir);
+    fs.stop();
+    fs.start();
+    assert_eq!(size_of(&f), 1 << 20);
+    fs.stop();
+    fs.assert_no_panic();
+}
+
+#[test]
+fn access_reports_existence_and_permissions() {
+    let mut fs = TestFs::new();
+    fs.start();
+    let f = fs.m("f");
+    sh_ok(&format!("echo x > {f} && chmod 644 {f}"));
+    let path = CString::new(f.clone()).expect("path");
+    // SAFETY: path is a valid C string.
+    assert_eq!(unsafe { libc::access(path.as_ptr(), libc::F_OK) }, 0);
+    // SAFETY: as above.
+    assert_eq!(
+        unsafe { libc::access(path.as_ptr(), libc::R_OK | libc::W_OK) },
+        0
+    );
+    // SAFETY: as above; root has no execute right on a file without any x bit.
+    assert_eq!(unsafe { libc::access(path.as_ptr(), libc::X_OK) }, -1);
+    let missing = CString::new(fs.m("nope")).expect("path");
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::access(missing.as_ptr(), libc::F_OK) }, -1);
+    fs.stop();
+    fs.assert_no_panic();
+}
