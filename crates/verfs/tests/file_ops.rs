@@ -113,3 +113,48 @@ fn access_reports_existence_and_permissions() {
     fs.stop();
     fs.assert_no_panic();
 }
+
+#[test]
+fn copy_file_range_copies_bytes_and_shares_chunks() {
+    let mut fs = TestFs::new();
+    fs.start();
+    let size = 24 << 20;
+    write_random(&fs.t("src"), size, 21);
+    sh_ok(&format!("cp {} {}", fs.t("src"), fs.m("a")));
+    let packs_before: u64 = fs.stats()["pack_bytes"].as_u64().expect("pack_bytes");
+    let out = std::fs::File::create(fs.m("b")).expect("create b");
+    let input = std::fs::File::open(fs.m("a")).expect("open a");
+    let mut left = size as usize;
+    while left > 0 {
+        // SAFETY: both fds are open; null offsets use and advance the file positions.
+        let n = unsafe {
+            libc::copy_file_range(
+                input.as_raw_fd(),
+                std::ptr::null_mut(),
+                out.as_raw_fd(),
+                std::ptr::null_mut(),
+                left,
+                0,
+            )
+        };
+        assert!(
+            n > 0,
+            "copy_file_range returned {n}: {}",
+            std::io::Error::last_os_error()
+        );
+        left -= n as usize;
+    }
+    drop((out, input));
+    assert_eq!(sha256(&fs.m("b")), sha256(&fs.t("src")));
+    let growth = fs.stats()["pack_bytes"].as_u64().expect("pack_bytes") - packs_before;
+    eprintln!("copy_file_range of {size} bytes grew packs by {growth} bytes");
+    assert!(
+        growth * 100 < size as u64,
+        "copy grew packs by {growth} bytes"
+    );
+    fs.stop();
+    fs.start();
+    assert_eq!(sha256(&fs.m("b")), sha256(&fs.t("src")));
+    fs.stop();
+    fs.assert_no_panic();
+}

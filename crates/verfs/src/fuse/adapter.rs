@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    AccessFlags, BsdFileFlags, Errno, FileHandle as FuseFh, Filesystem, FopenFlags, Generation,
-    INodeNo, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs,
-    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    AccessFlags, BsdFileFlags, CopyFileRangeFlags, Errno, FileHandle as FuseFh, Filesystem,
+    FopenFlags, Generation, INodeNo, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr,
+    ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek,
+    ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use verfs_core::fs::{Caller, Fs, SetAttr};
 use verfs_core::types::{FileHandle, Ino};
@@ -368,6 +368,34 @@ impl Filesystem for Adapter {
             length,
             mode,
             Box::new(move |r| empty("fallocate", r, reply)),
+        );
+    }
+
+    fn copy_file_range(
+        &self,
+        _req: &Request,
+        ino_in: INodeNo,
+        fh_in: FuseFh,
+        offset_in: u64,
+        ino_out: INodeNo,
+        fh_out: FuseFh,
+        offset_out: u64,
+        len: u64,
+        _flags: CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        self.fs.copy_range(
+            ino(ino_in),
+            fh(fh_in),
+            offset_in,
+            ino(ino_out),
+            fh(fh_out),
+            offset_out,
+            len,
+            Box::new(move |r| match r {
+                Ok(n) => reply.written(n),
+                Err(e) => reply.error(errno("copy_file_range", &e)),
+            }),
         );
     }
 
