@@ -124,7 +124,7 @@ fn copy_file_range_copies_bytes_and_shares_chunks() {
     let packs_before: u64 = fs.stats()["pack_bytes"].as_u64().expect("pack_bytes");
     let out = std::fs::File::create(fs.m("b")).expect("create b");
     let input = std::fs::File::open(fs.m("a")).expect("open a");
-    let mut left = size as usize;
+    let mut left = size;
     while left > 0 {
         // SAFETY: both fds are open; null offsets use and advance the file positions.
         let n = unsafe {
