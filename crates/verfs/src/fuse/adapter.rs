@@ -8,9 +8,10 @@ use std::time::{Duration, SystemTime};
 
 use fuser::{
     AccessFlags, BsdFileFlags, CopyFileRangeFlags, Errno, FileHandle as FuseFh, Filesystem,
-    FopenFlags, Generation, INodeNo, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr,
-    ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek,
-    ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    FopenFlags, Generation, INodeNo, IoctlFlags, KernelConfig, LockOwner, OpenFlags, PollEvents,
+    PollFlags, PollNotifier, RenameFlags, ReplyAttr, ReplyBmap, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyIoctl, ReplyLseek, ReplyOpen,
+    ReplyPoll, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use verfs_core::fs::{Caller, Fs, SetAttr};
 use verfs_core::types::{FileHandle, Ino};
@@ -397,6 +398,42 @@ impl Filesystem for Adapter {
                 Err(e) => reply.error(errno("copy_file_range", &e)),
             }),
         );
+    }
+
+    // No ioctl is defined on VerFSNext files: unknown ioctls are ENOTTY, as on any Linux
+    // filesystem (see docs/errno.md).
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _i: INodeNo,
+        _f: FuseFh,
+        _flags: IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: ReplyIoctl,
+    ) {
+        reply.error(Errno::ENOTTY);
+    }
+
+    // Regular files are always ready for reading and writing, as on disk filesystems.
+    fn poll(
+        &self,
+        _req: &Request,
+        _i: INodeNo,
+        _f: FuseFh,
+        _ph: PollNotifier,
+        events: PollEvents,
+        _flags: PollFlags,
+        reply: ReplyPoll,
+    ) {
+        reply.poll(events & (PollEvents::POLLIN | PollEvents::POLLOUT));
+    }
+
+    // There is no block device under VerFSNext: bmap has no answer (and the kernel only
+    // asks fuseblk filesystems, so FIBMAP on a file here returns block 0).
+    fn bmap(&self, _req: &Request, _i: INodeNo, _blocksize: u32, _idx: u64, reply: ReplyBmap) {
+        reply.error(Errno::ENOSYS);
     }
 
     fn opendir(&self, _req: &Request, i: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
