@@ -85,6 +85,8 @@ impl Filesystem for Adapter {
             F::FUSE_DO_READDIRPLUS,
             F::FUSE_READDIRPLUS_AUTO,
             F::FUSE_PARALLEL_DIROPS,
+            F::FUSE_POSIX_ACL,
+            F::FUSE_DONT_MASK,
         ] {
             if config.add_capabilities(cap).is_err() {
                 tracing::debug!(?cap, "kernel lacks capability");

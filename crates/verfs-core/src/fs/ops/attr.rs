@@ -3,6 +3,7 @@
 //! batcher so it is ordered with the file's writes.
 
 use crate::error::FsResult;
+use crate::fs::ops::acl::{self, ACL_ACCESS};
 use crate::fs::{Attr, Caller, Fs};
 use crate::meta::{Inode, Reader};
 use crate::types::{FileHandle, Ino, Timestamp};
@@ -86,6 +87,14 @@ impl Fs {
             let mut inode = txn.inode(ino)?.ok_or(FsError::NotFound)?;
             req.apply(&mut inode);
             txn.put_inode(&inode)?;
+            if req.mode.is_some() {
+                // With POSIX ACLs the filesystem keeps the access ACL in step with chmod.
+                if let Some(acl) = txn.xattr(ino, ACL_ACCESS)? {
+                    if let Some(updated) = acl::chmod(&acl, inode.perm) {
+                        txn.put_xattr(ino, ACL_ACCESS, &updated)?;
+                    }
+                }
+            }
             Ok::<_, FsError>(())
         })?;
         self.engine.inode_with_pending(ino)

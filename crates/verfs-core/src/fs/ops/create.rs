@@ -1,6 +1,7 @@
 //! Creating names: mkdir, create, mknod, symlink.
 
 use crate::error::{FsError, FsResult};
+use crate::fs::ops::acl::{inherit, ACL_ACCESS, ACL_DEFAULT};
 use crate::fs::{check_name, Attr, Caller, FileOpen, Fs};
 use crate::meta::{Dirent, Inode, Reader, WriteTxn};
 use crate::types::{FileHandle, FileKind, Ino, Timestamp};
@@ -11,7 +12,9 @@ const SYMLINK_MAX: usize = 4095;
 /// What to create.
 struct NewNode<'a> {
     kind: FileKind,
+    /// Requested permission bits, before the umask or a default ACL applies.
     perm: u16,
+    umask: u16,
     rdev: u32,
     target: Option<&'a [u8]>,
 }
@@ -28,7 +31,8 @@ impl Fs {
         mode: u32,
         umask: u32,
     ) -> FsResult<Attr> {
-        let perm = (mode & !umask & 0o7777) as u16;
+        let perm = (mode & 0o7777) as u16;
+        let umask = (umask & 0o777) as u16;
         self.make_node(
             caller,
             parent,
@@ -36,6 +40,7 @@ impl Fs {
             NewNode {
                 kind: FileKind::Dir,
                 perm,
+                umask,
                 rdev: 0,
                 target: None,
             },
@@ -54,7 +59,8 @@ impl Fs {
         umask: u32,
         flags: i32,
     ) -> FsResult<(Attr, FileHandle)> {
-        let perm = (mode & !umask & 0o7777) as u16;
+        let perm = (mode & 0o7777) as u16;
+        let umask = (umask & 0o777) as u16;
         let attr = self.make_node(
             caller,
             parent,
@@ -62,6 +68,7 @@ impl Fs {
             NewNode {
                 kind: FileKind::File,
                 perm,
+                umask,
                 rdev: 0,
                 target: None,
             },
@@ -88,7 +95,8 @@ impl Fs {
         if matches!(kind, FileKind::Dir | FileKind::Symlink) {
             return Err(FsError::Inval);
         }
-        let perm = (mode & !umask & 0o7777) as u16;
+        let perm = (mode & 0o7777) as u16;
+        let umask = (umask & 0o777) as u16;
         let rdev = if matches!(kind, FileKind::CharDev | FileKind::BlockDev) {
             rdev
         } else {
@@ -101,6 +109,7 @@ impl Fs {
             NewNode {
                 kind,
                 perm,
+                umask,
                 rdev,
                 target: None,
             },
@@ -130,6 +139,7 @@ impl Fs {
             NewNode {
                 kind: FileKind::Symlink,
                 perm: 0o777,
+                umask: 0,
                 rdev: 0,
                 target: Some(target),
             },
@@ -151,8 +161,27 @@ impl Fs {
             if txn.dirent(parent, name)?.is_some() {
                 return Err(FsError::Exists);
             }
-            let inode = new_inode(caller, &p, ino, &node, now);
+            let default_acl = match node.kind {
+                FileKind::Symlink => None,
+                _ => txn.xattr(parent, ACL_DEFAULT)?,
+            };
+            let inherited = default_acl
+                .as_deref()
+                .and_then(|d| inherit(d, node.perm, node.kind == FileKind::Dir));
+            let perm = match &inherited {
+                Some(i) => i.perm,
+                None => node.perm & !node.umask,
+            };
+            let inode = new_inode(caller, &p, ino, perm, &node, now);
             txn.put_inode(&inode)?;
+            if let Some(i) = &inherited {
+                if let Some(a) = &i.access {
+                    txn.put_xattr(ino, ACL_ACCESS, a)?;
+                }
+                if let Some(d) = &i.default {
+                    txn.put_xattr(ino, ACL_DEFAULT, d)?;
+                }
+            }
             txn.put_dirent(
                 parent,
                 name,
@@ -193,12 +222,13 @@ fn new_inode(
     caller: Caller,
     parent: &Inode,
     ino: Ino,
+    perm: u16,
     node: &NewNode<'_>,
     now: Timestamp,
 ) -> Inode {
     let sgid_parent = parent.perm & libc::S_ISGID as u16 != 0;
     let gid = if sgid_parent { parent.gid } else { caller.gid };
-    let mut perm = node.perm;
+    let mut perm = perm;
     if sgid_parent && node.kind == FileKind::Dir {
         perm |= libc::S_ISGID as u16;
     }

@@ -1,5 +1,6 @@
 //! One file per operation family.
 
+pub(crate) mod acl;
 pub(crate) mod attr;
 pub(crate) mod create;
 pub(crate) mod dir;
