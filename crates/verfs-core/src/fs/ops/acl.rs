@@ -99,6 +99,19 @@ pub fn inherit(default_acl: &[u8], mode: u16, is_dir: bool) -> Option<Inherited>
     })
 }
 
+/// The permission bits an access ACL implies (owner, group class = mask or group,
+/// other) and whether the ACL says nothing beyond them (three entries), in which case it
+/// is not stored, as `posix_acl_update_mode` does. `None` for a malformed ACL.
+pub fn mode_of(access_acl: &[u8]) -> Option<(u16, bool)> {
+    let acl = parse(access_acl)?;
+    let find = |tag: u16| acl.iter().find(|e| e.tag == tag).map(|e| e.perm & 7);
+    let owner = find(USER_OBJ)?;
+    let other = find(OTHER)?;
+    let group = find(MASK).or(find(GROUP_OBJ))?;
+    let equivalent = acl.len() == 3;
+    Some(((owner << 6) | (group << 3) | other, equivalent))
+}
+
 /// The access ACL after `chmod(mode)`: the owner, group-class (the mask if there is
 /// one) and other entries take the new mode's bits, as `posix_acl_chmod` does.
 /// Returns `None` if the ACL is malformed.
@@ -176,6 +189,21 @@ mod tests {
                 e(OTHER, 0, 0)
             ]
         );
+    }
+
+    #[test]
+    fn mode_of_an_acl_uses_the_mask() {
+        let minimal = encode(&[e(USER_OBJ, 6, 0), e(GROUP_OBJ, 4, 0), e(OTHER, 0, 0)]);
+        assert_eq!(mode_of(&minimal), Some((0o640, true)));
+        let full = encode(&[
+            e(USER_OBJ, 7, 0),
+            e(USER, 7, 9),
+            e(GROUP_OBJ, 4, 0),
+            e(MASK, 5, 0),
+            e(OTHER, 1, 0),
+        ]);
+        assert_eq!(mode_of(&full), Some((0o751, false)));
+        assert_eq!(mode_of(b"junk"), None);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! are the kernel's (it refuses `trusted.*` to non-root before calling us).
 
 use crate::error::{FsError, FsResult};
+use crate::fs::ops::acl::{self, ACL_ACCESS};
 use crate::fs::Fs;
 use crate::meta::Reader;
 use crate::types::{Ino, Timestamp};
@@ -48,7 +49,19 @@ impl Fs {
             if flags & XATTR_REPLACE != 0 && !exists {
                 return Err(FsError::NoData);
             }
-            txn.put_xattr(ino, name, value)?;
+            if name == ACL_ACCESS {
+                // The filesystem keeps mode and access ACL in step (the kernel does not
+                // under FUSE_POSIX_ACL); an ACL that says no more than the mode is not kept.
+                let (bits, equivalent) = acl::mode_of(value).ok_or(FsError::Inval)?;
+                inode.perm = (inode.perm & !0o777) | bits;
+                if equivalent {
+                    txn.delete_xattr(ino, name)?;
+                } else {
+                    txn.put_xattr(ino, name, value)?;
+                }
+            } else {
+                txn.put_xattr(ino, name, value)?;
+            }
             inode.ctime = Timestamp::now();
             txn.put_inode(&inode)?;
             Ok(())
