@@ -53,9 +53,26 @@ fn seek_data_and_hole_find_written_ranges() {
     assert_eq!(lseek(fd, 11 * mib, libc::SEEK_DATA), (-1, libc::ENXIO));
     assert_eq!(lseek(fd, 16 * mib, libc::SEEK_HOLE), (-1, libc::ENXIO));
     drop(file);
+    // st_blocks counts stored chunks only: 2 MiB of data (plus at most a chunk around each
+    // edge), not 16 MiB; it survives a remount.
+    let stored = |fs: &TestFs| {
+        sh_ok(&format!("stat -c %b {}", fs.m("sparse")))
+            .trim()
+            .parse::<u64>()
+            .expect("blocks")
+            * 512
+    };
+    let blocks = stored(&fs);
+    assert!(
+        (2 << 20..=(2 << 20) + (1 << 20)).contains(&blocks),
+        "st_blocks says {blocks} bytes"
+    );
     // cp --sparse=always keeps the holes and the bytes.
     sh_ok(&format!("cp --sparse=always {f} {}", fs.t("copy")));
     assert_eq!(sha256(&fs.t("copy")), sha256(&f));
+    fs.stop();
+    fs.start();
+    assert_eq!(stored(&fs), blocks, "st_blocks changed across remount");
     fs.stop();
     fs.assert_no_panic();
 }

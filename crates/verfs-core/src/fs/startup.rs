@@ -198,6 +198,7 @@ fn ensure_root(meta: &Store) -> Result<(), FsError> {
         generation: 0,
         data_version: 0,
         parent: Ino::ROOT,
+        blocks: 0,
     };
     meta.write(|w| w.put_inode(&root))?;
     Ok(())

@@ -21,7 +21,7 @@ use thiserror::Error;
 
 pub use reader::{Reader, View};
 pub use records::{ChunkRecord, Dirent, Extent, Inode, CHUNK_FLAG_LOST};
-pub use write::{Prior, WriteTxn};
+pub use write::{ExtentChange, Prior, WriteTxn};
 
 use crate::error::FsError;
 use crate::types::{Generation, Ino};

@@ -29,6 +29,7 @@ fn inode(ino: u64, size: u64) -> Inode {
         generation: 0,
         data_version: 0,
         parent: Ino(1),
+        blocks: 0,
     }
 }
 
@@ -100,15 +101,17 @@ fn extent_replacement_reports_what_storage_lost() {
         len: 10,
     };
     let first = s.write(|w| w.put_extent(Ino(3), &e(1))).unwrap();
-    assert_eq!(first, None);
+    assert_eq!(first, ExtentChange::default());
     let replaced = s.write(|w| w.put_extent(Ino(3), &e(2))).unwrap();
-    assert_eq!(replaced, Some(e(1)));
+    assert_eq!(replaced.dropped, Some(e(1)));
+    assert_eq!(replaced.previous_len, 10);
     s.advance_generation().unwrap();
     // The version is kept for the older generation: nothing to unreference.
     let kept = s.write(|w| w.put_extent(Ino(3), &e(3))).unwrap();
-    assert_eq!(kept, None);
+    assert_eq!(kept.dropped, None);
+    assert_eq!(kept.previous_len, 10);
     let gone = s.write(|w| w.delete_extent(Ino(3), 0)).unwrap();
-    assert_eq!(gone, Some(e(3)));
+    assert_eq!(gone.dropped, Some(e(3)));
 }
 
 #[test]

@@ -22,6 +22,35 @@ pub enum Prior {
     Retained(Vec<u8>),
 }
 
+/// What replacing or removing one extent did to the one visible before.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExtentChange {
+    /// The previous extent, if its version is gone from storage: its chunk loses a
+    /// reference. (A version kept for a snapshot keeps its reference.)
+    pub dropped: Option<Extent>,
+    /// Length of the previously visible extent (0 if there was none).
+    pub previous_len: u64,
+}
+
+impl ExtentChange {
+    fn from_prior(offset: u64, prior: Prior) -> Result<ExtentChange, MetaError> {
+        Ok(match prior {
+            Prior::Replaced(old) => {
+                let e = Extent::decode(offset, &old)?;
+                ExtentChange {
+                    dropped: Some(e),
+                    previous_len: u64::from(e.len),
+                }
+            }
+            Prior::Retained(old) => ExtentChange {
+                dropped: None,
+                previous_len: u64::from(Extent::decode(offset, &old)?.len),
+            },
+            Prior::Absent => ExtentChange::default(),
+        })
+    }
+}
+
 /// A write transaction at the live generation; see [`super::Store::write`].
 pub struct WriteTxn {
     tx: Transaction,
@@ -130,25 +159,17 @@ impl WriteTxn {
             .map(|_| ())
     }
 
-    /// Writes an extent; the prior extent at the same offset is reported so its chunk's
-    /// refcount can follow.
-    pub fn put_extent(&mut self, ino: Ino, e: &Extent) -> Result<Option<Extent>, MetaError> {
+    /// Writes an extent; reports the extent it replaces (for chunk refcounts and the
+    /// inode's stored bytes).
+    pub fn put_extent(&mut self, ino: Ino, e: &Extent) -> Result<ExtentChange, MetaError> {
         let prior = self.put_versioned(&keys::extent(ino, e.offset), &e.encode())?;
-        Self::replaced_extent(e.offset, prior)
+        ExtentChange::from_prior(e.offset, prior)
     }
 
-    /// Removes the extent at `offset`; returns it if its version is gone from storage
-    /// (the caller drops its chunk reference).
-    pub fn delete_extent(&mut self, ino: Ino, offset: u64) -> Result<Option<Extent>, MetaError> {
+    /// Removes the extent at `offset`; reports what it removed.
+    pub fn delete_extent(&mut self, ino: Ino, offset: u64) -> Result<ExtentChange, MetaError> {
         let prior = self.delete_versioned(&keys::extent(ino, offset))?;
-        Self::replaced_extent(offset, prior)
-    }
-
-    fn replaced_extent(offset: u64, prior: Prior) -> Result<Option<Extent>, MetaError> {
-        match prior {
-            Prior::Replaced(old) => Ok(Some(Extent::decode(offset, &old)?)),
-            Prior::Retained(_) | Prior::Absent => Ok(None),
-        }
+        ExtentChange::from_prior(offset, prior)
     }
 
     /// Sets extended attribute `name` of `ino`.

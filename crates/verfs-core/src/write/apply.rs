@@ -302,6 +302,7 @@ fn apply_run(
         writes,
         may_hold,
         tail_offset,
+        blocks_delta: Default::default(),
     }
     .apply(txn, inode, memo)
 }
@@ -321,14 +322,14 @@ fn set_size(
         let max = engine.max_extent_len();
         for e in txn.extents_overlapping(inode.ino, size, u64::MAX, max)? {
             if e.offset >= size {
-                if let Some(old) = txn.delete_extent(inode.ino, e.offset)? {
-                    chunks::drop_ref(txn, &old.hash)?;
-                }
+                let gone = chunks::remove_extent(txn, inode.ino, e.offset)?;
+                chunks::add_blocks(inode, -(gone as i64));
             } else {
                 let cut = engine
                     .read_chunk(txn, &e)?
                     .slice(..(size - e.offset) as usize);
-                chunks::put_spans(engine, txn, inode.ino, vec![(e.offset, cut)], memo)?;
+                let delta = chunks::put_spans(engine, txn, inode.ino, vec![(e.offset, cut)], memo)?;
+                chunks::add_blocks(inode, delta);
             }
         }
     }
@@ -349,9 +350,7 @@ fn touch_data(inode: &mut Inode) {
 /// Fails if metadata cannot be read or written.
 pub(crate) fn drop_all_extents(txn: &mut WriteTxn, ino: Ino) -> FsResult<()> {
     for e in txn.all_extents(ino)? {
-        if let Some(old) = txn.delete_extent(ino, e.offset)? {
-            chunks::drop_ref(txn, &old.hash)?;
-        }
+        chunks::remove_extent(txn, ino, e.offset)?;
     }
     Ok(())
 }

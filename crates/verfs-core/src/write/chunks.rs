@@ -31,6 +31,8 @@ pub(crate) type ChunkSpans = Vec<(u64, Bytes)>;
 /// Writes `spans` as the file's extents at those offsets: all-zero spans become holes,
 /// the rest are hashed, deduplicated, compressed in parallel and appended to the pack.
 ///
+/// Returns the change in the file's stored bytes.
+///
 /// Fails if a pack append or a metadata access fails.
 pub(crate) fn put_spans(
     engine: &Engine,
@@ -38,7 +40,7 @@ pub(crate) fn put_spans(
     ino: Ino,
     spans: ChunkSpans,
     memo: &mut Memo,
-) -> FsResult<()> {
+) -> FsResult<i64> {
     let hasher = engine.packs.hasher();
     let hashed: Vec<(u64, Option<ChunkHash>, Bytes)> = spans
         .into_par_iter()
@@ -48,13 +50,10 @@ pub(crate) fn put_spans(
         })
         .collect();
     store_missing(engine, txn, &hashed, memo)?;
+    let mut delta = 0i64;
     for (off, hash, bytes) in hashed {
         match hash {
-            None => {
-                if let Some(old) = txn.delete_extent(ino, off)? {
-                    drop_ref(txn, &old.hash)?;
-                }
-            }
+            None => delta -= remove_extent(txn, ino, off)? as i64,
             Some(hash) => {
                 add_ref(txn, &hash, memo)?;
                 let e = Extent {
@@ -62,14 +61,33 @@ pub(crate) fn put_spans(
                     hash,
                     len: bytes.len() as u32,
                 };
-                if let Some(old) = txn.put_extent(ino, &e)? {
+                let change = txn.put_extent(ino, &e)?;
+                if let Some(old) = change.dropped {
                     drop_ref(txn, &old.hash)?;
                 }
+                delta += i64::from(e.len) - change.previous_len as i64;
                 engine.cache_chunk(hash, bytes);
             }
         }
     }
-    Ok(())
+    Ok(delta)
+}
+
+/// Removes the extent at `off`, dropping its chunk reference if its version is gone;
+/// returns the stored bytes the file no longer holds there.
+///
+/// Fails if metadata cannot be read or written.
+pub(crate) fn remove_extent(txn: &mut WriteTxn, ino: Ino, off: u64) -> FsResult<u64> {
+    let change = txn.delete_extent(ino, off)?;
+    if let Some(old) = change.dropped {
+        drop_ref(txn, &old.hash)?;
+    }
+    Ok(change.previous_len)
+}
+
+/// Applies a change in stored bytes to an inode's count.
+pub(crate) fn add_blocks(inode: &mut crate::meta::Inode, delta: i64) {
+    inode.blocks = inode.blocks.saturating_add_signed(delta);
 }
 
 /// Stores every chunk of `hashed` that is neither in the memo nor (intact) in metadata.

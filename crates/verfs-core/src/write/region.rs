@@ -59,6 +59,8 @@ pub(crate) struct Run<'a> {
     /// Offset of a previously held tail replayed as the first write: the chunk before it
     /// ended on a content cut, so it needs no re-chunking.
     pub tail_offset: Option<u64>,
+    /// Change in the file's stored bytes so far.
+    pub blocks_delta: std::cell::Cell<i64>,
 }
 
 impl Run<'_> {
@@ -105,6 +107,7 @@ impl Run<'_> {
             Some(h) => h.offset,
             None => new_size,
         };
+        chunks::add_blocks(inode, self.blocks_delta.take());
         Ok(held)
     }
 
@@ -250,14 +253,13 @@ impl Run<'_> {
             .filter(|o| *o >= ws)
             .collect();
         let fresh: HashSet<u64> = spans.iter().map(|(o, _)| *o).collect();
-        chunks::put_spans(self.engine, txn, ino, spans, memo)?;
+        let mut delta = chunks::put_spans(self.engine, txn, ino, spans, memo)?;
         for off in old {
             if !fresh.contains(&off) {
-                if let Some(gone) = txn.delete_extent(ino, off)? {
-                    chunks::drop_ref(txn, &gone.hash)?;
-                }
+                delta -= chunks::remove_extent(txn, ino, off)? as i64;
             }
         }
+        self.blocks_delta.set(self.blocks_delta.get() + delta);
         Ok(())
     }
 }

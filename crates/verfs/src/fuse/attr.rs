@@ -13,7 +13,7 @@ pub fn to_attr(i: &Attr) -> FileAttr {
     FileAttr {
         ino: INodeNo(i.ino.0),
         size: i.size,
-        blocks: i.size.div_ceil(512),
+        blocks: i.blocks.div_ceil(512),
         atime: i.atime.to_system(),
         mtime: i.mtime.to_system(),
         ctime: i.ctime.to_system(),

@@ -126,6 +126,7 @@ mod tests {
             generation: 0,
             data_version: 0,
             parent: Ino(1),
+            blocks: 0,
         };
         let req = SetAttr {
             mode: Some(0o100_755),

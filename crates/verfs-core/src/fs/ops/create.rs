@@ -249,6 +249,7 @@ fn new_inode(
         generation: 0,
         data_version: 0,
         parent: parent.ino,
+        blocks: 0,
     }
 }
 
