@@ -88,12 +88,38 @@ fn fallocate_modes_and_directory_fsync() {
     assert_eq!(sh_ok(&format!("head -c 5 {f}")), "hello");
     sh_ok(&format!("fallocate -n -l 4M {f}"));
     assert_eq!(size_of(&f), 1 << 20, "KEEP_SIZE must not change the size");
-    let out = sh(&format!("fallocate -p -o 0 -l 4096 {f}"));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && (err.contains("unsupported") || err.contains("not supported")),
-        "punch hole must fail with EOPNOTSUPP: {out:?}"
+    // Punching a hole zeroes the range, keeps the size and frees the chunks inside.
+    let g = fs.m("g");
+    write_random(&fs.t("g.src"), 2 << 20, 33);
+    sh_ok(&format!("cp {} {g}", fs.t("g.src")));
+    sh_ok("sync");
+    let blocks = |p: &str| -> u64 {
+        sh_ok(&format!("stat -c %b {p}"))
+            .trim()
+            .parse()
+            .expect("blocks")
+    };
+    let before = blocks(&g);
+    sh_ok(&format!("fallocate -p -o 100000 -l 1000000 {g}"));
+    sh_ok(&format!(
+        "dd if=/dev/zero of={src} bs=1 seek=100000 count=1000000 conv=notrunc status=none",
+        src = fs.t("g.src")
+    ));
+    assert_eq!(size_of(&g), 2 << 20);
+    assert_eq!(
+        sha256(&g),
+        sha256(&fs.t("g.src")),
+        "punched file differs from zeroed copy"
     );
+    assert!(
+        blocks(&g) < before,
+        "punching did not free chunks ({} -> {})",
+        before,
+        blocks(&g)
+    );
+    // ZERO_RANGE past the end grows the file.
+    sh_ok(&format!("fallocate -z -o {} -l 4096 {g}", 2 << 20));
+    assert_eq!(size_of(&g), (2 << 20) + 4096);
     // fsync on a directory (what sqlite and rename-durability code do).
     let dir = OpenOptions::new()
         .read(true)
@@ -104,6 +130,17 @@ fn fallocate_modes_and_directory_fsync() {
     fs.stop();
     fs.start();
     assert_eq!(size_of(&f), 1 << 20);
+    sh_ok(&format!("truncate -s {} {}", 2 << 20, fs.t("g.src")));
+    sh_ok(&format!(
+        "truncate -s {} {}",
+        (2 << 20) + 4096,
+        fs.t("g.src")
+    ));
+    assert_eq!(
+        sha256(&g),
+        sha256(&fs.t("g.src")),
+        "punched file changed across remount"
+    );
     fs.stop();
     fs.assert_no_panic();
 }

@@ -209,7 +209,7 @@ impl Engine {
                 PendingOp::Write { offset, data } | PendingOp::Held { offset, data } => {
                     Some((*offset, offset + data.len() as u64))
                 }
-                PendingOp::Truncate { .. } => None,
+                PendingOp::Truncate { .. } | PendingOp::Zero { .. } => None,
             })
             .collect()
     }

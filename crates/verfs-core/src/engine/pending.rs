@@ -29,6 +29,15 @@ pub enum PendingOp {
         /// The bytes.
         data: Arc<[u8]>,
     },
+    /// A range set to zeros (hole punched); `extend` grows the file to its end.
+    Zero {
+        /// File offset.
+        offset: u64,
+        /// Length.
+        len: u64,
+        /// Whether the size grows to `offset + len`.
+        extend: bool,
+    },
     /// The file's size set (truncate or extend).
     Truncate {
         /// New size.
@@ -42,6 +51,17 @@ impl PendingOp {
         match self {
             PendingOp::Write { offset, data } | PendingOp::Held { offset, data } => {
                 size.max(offset + data.len() as u64)
+            }
+            PendingOp::Zero {
+                offset,
+                len,
+                extend,
+            } => {
+                if *extend {
+                    size.max(offset + len)
+                } else {
+                    size
+                }
             }
             PendingOp::Truncate { size: s } => *s,
         }
@@ -59,6 +79,13 @@ impl PendingOp {
                 if s < e {
                     let src = &data[(s - offset) as usize..(e - offset) as usize];
                     buf[(s - start) as usize..(e - start) as usize].copy_from_slice(src);
+                }
+            }
+            PendingOp::Zero { offset, len, .. } => {
+                let s = start.max(*offset);
+                let e = end.min(offset + len);
+                if s < e {
+                    buf[(s - start) as usize..(e - start) as usize].fill(0);
                 }
             }
             PendingOp::Truncate { size: s } => {

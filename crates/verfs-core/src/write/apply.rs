@@ -44,12 +44,19 @@ enum Op {
         edit: AttrEdit,
         done: Done<Inode>,
     },
+    Zero {
+        seq: u64,
+        offset: u64,
+        len: u64,
+        extend: bool,
+        done: Done<Inode>,
+    },
 }
 
 impl Op {
     fn seq(&self) -> u64 {
         match self {
-            Op::Write { seq, .. } | Op::SetSize { seq, .. } => *seq,
+            Op::Write { seq, .. } | Op::SetSize { seq, .. } | Op::Zero { seq, .. } => *seq,
         }
     }
 }
@@ -113,6 +120,20 @@ pub(crate) fn apply_batch(engine: &Engine, batch: Batch, tails: &mut Tails, flus
                 seq,
                 size,
                 edit,
+                done,
+            }),
+            Msg::Zero {
+                ino,
+                seq,
+                offset,
+                len,
+                extend,
+                done,
+            } => group(&mut groups, ino).ops.push(Op::Zero {
+                seq,
+                offset,
+                len,
+                extend,
                 done,
             }),
             Msg::Sync { done } => {
@@ -233,8 +254,10 @@ fn complete(g: InodeOps, res: FsResult<Inode>) {
         match (op, &res) {
             (Op::Write { data, done, .. }, Ok(_)) => done(Ok(data.len() as u32)),
             (Op::Write { done, .. }, Err(e)) => done(Err(e.clone())),
-            (Op::SetSize { done, .. }, Ok(inode)) => done(Ok(inode.clone())),
-            (Op::SetSize { done, .. }, Err(e)) => done(Err(e.clone())),
+            (Op::SetSize { done, .. } | Op::Zero { done, .. }, Ok(inode)) => {
+                done(Ok(inode.clone()))
+            }
+            (Op::SetSize { done, .. } | Op::Zero { done, .. }, Err(e)) => done(Err(e.clone())),
         }
     }
 }
@@ -274,6 +297,23 @@ fn apply_group(
                 run.clear();
                 set_size(engine, txn, &mut inode, *size, memo)?;
                 edit(&mut inode);
+            }
+            Op::Zero {
+                offset,
+                len,
+                extend,
+                ..
+            } => {
+                apply_run(
+                    engine,
+                    txn,
+                    &mut inode,
+                    (&run, tail_offset.take()),
+                    false,
+                    memo,
+                )?;
+                run.clear();
+                zero_range(engine, txn, &mut inode, *offset, *len, *extend, memo)?;
             }
         }
     }
@@ -334,6 +374,43 @@ fn set_size(
         }
     }
     inode.size = size;
+    touch_data(inode);
+    Ok(())
+}
+
+/// Sets `[offset, offset + len)` to zeros: extents wholly inside are dropped, the ones
+/// across an edge are rewritten with their inside part zeroed (all-zero ones become
+/// holes). Chunk boundaries stay where they were.
+fn zero_range(
+    engine: &Engine,
+    txn: &mut WriteTxn,
+    inode: &mut Inode,
+    offset: u64,
+    len: u64,
+    extend: bool,
+    memo: &mut Memo,
+) -> FsResult<()> {
+    let end = offset
+        .checked_add(len)
+        .filter(|e| *e <= MAX_FILE_SIZE)
+        .ok_or(FsError::TooBig)?;
+    let max = engine.max_extent_len();
+    for e in txn.extents_overlapping(inode.ino, offset, end, max)? {
+        if e.offset >= offset && e.end() <= end {
+            let gone = chunks::remove_extent(txn, inode.ino, e.offset)?;
+            chunks::add_blocks(inode, -(gone as i64));
+            continue;
+        }
+        let mut data = engine.read_chunk(txn, &e)?.to_vec();
+        let s = (offset.max(e.offset) - e.offset) as usize;
+        let t = (end.min(e.end()) - e.offset) as usize;
+        data[s..t].fill(0);
+        let delta = chunks::put_spans(engine, txn, inode.ino, vec![(e.offset, data.into())], memo)?;
+        chunks::add_blocks(inode, delta);
+    }
+    if extend && end > inode.size {
+        inode.size = end;
+    }
     touch_data(inode);
     Ok(())
 }

@@ -60,6 +60,14 @@ pub(crate) enum Msg {
         edit: AttrEdit,
         done: Done<Inode>,
     },
+    Zero {
+        ino: Ino,
+        seq: u64,
+        offset: u64,
+        len: u64,
+        extend: bool,
+        done: Done<Inode>,
+    },
     Sync {
         done: Done<()>,
     },
@@ -138,6 +146,33 @@ impl Batcher {
             });
     }
 
+    /// Queues setting `[offset, offset + len)` to zeros (punching a hole: whole chunks
+    /// inside are dropped, chunks at the edges are rewritten); `extend` also grows the
+    /// file to the end of the range.
+    pub fn zero(&self, ino: Ino, offset: u64, len: u64, extend: bool, done: Done<Inode>) {
+        if self.stopped.load(Ordering::Acquire) {
+            return done(Err(FsError::ShuttingDown));
+        }
+        let op = PendingOp::Zero {
+            offset,
+            len,
+            extend,
+        };
+        self.engine.pending.record(ino, op, |seq| {
+            let msg = Msg::Zero {
+                ino,
+                seq,
+                offset,
+                len,
+                extend,
+                done,
+            };
+            if let Err(mpsc::SendError(msg)) = self.tx.send(msg) {
+                fail(msg, FsError::ShuttingDown);
+            }
+        });
+    }
+
     /// Queues a durability barrier: `done` runs once everything queued before it is
     /// committed and synced to disk. Barriers in one batch share one sync.
     pub fn sync(&self, done: Done<()>) {
@@ -168,7 +203,7 @@ impl Batcher {
 fn fail(msg: Msg, e: FsError) {
     match msg {
         Msg::Write { done, .. } => done(Err(e)),
-        Msg::SetSize { done, .. } => done(Err(e)),
+        Msg::SetSize { done, .. } | Msg::Zero { done, .. } => done(Err(e)),
         Msg::Sync { done } => done(Err(e)),
         Msg::Stop => {}
     }
@@ -190,7 +225,7 @@ impl Batch {
                 self.blocks += 1;
                 self.bytes += data.len() as u64;
             }
-            Msg::SetSize { .. } => self.blocks += 1,
+            Msg::SetSize { .. } | Msg::Zero { .. } => self.blocks += 1,
             Msg::Sync { .. } => {}
             Msg::Stop => {
                 self.stop = true;

@@ -60,8 +60,9 @@ impl Fs {
 
     /// fallocate: mode 0 extends the file (space is not reserved: chunks are written
     /// when data is, and unwritten ranges are holes that read as zeros); KEEP_SIZE alone
-    /// is accepted and changes nothing. Punching holes and zeroing ranges are not
-    /// supported yet (EOPNOTSUPP, which tools treat as "fall back to writing zeros").
+    /// is accepted and changes nothing; PUNCH_HOLE (with KEEP_SIZE, as the kernel
+    /// requires) and ZERO_RANGE set the range to zeros, dropping the chunks inside it.
+    /// Collapse and insert range are EOPNOTSUPP.
     pub fn fallocate(&self, ino: Ino, offset: u64, len: u64, mode: i32, done: Done<()>) {
         let end = match offset.checked_add(len) {
             Some(e) if len > 0 => e,
@@ -81,6 +82,14 @@ impl Fs {
             },
             m if m == libc::FALLOC_FL_KEEP_SIZE => {
                 done(self.engine.inode_with_pending(ino).map(|_| ()))
+            }
+            m if m == libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE
+                || m == libc::FALLOC_FL_ZERO_RANGE
+                || m == libc::FALLOC_FL_ZERO_RANGE | libc::FALLOC_FL_KEEP_SIZE =>
+            {
+                let extend = m & libc::FALLOC_FL_KEEP_SIZE == 0;
+                let reply: Done<crate::meta::Inode> = Box::new(move |r| done(r.map(|_| ())));
+                self.batcher.zero(ino, offset, len, extend, reply)
             }
             _ => done(Err(FsError::NotSupported)),
         }
