@@ -1,0 +1,152 @@
+//! POSIX semantics through the mount, one test per family: links, symlinks, directory
+//! link counts, renameat2 flags, special files, name limits and locks.
+
+mod common;
+
+use std::ffi::CString;
+
+use common::*;
+
+fn c(s: &str) -> CString {
+    CString::new(s).expect("no NUL")
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+#[test]
+fn hard_links_symlinks_and_directory_link_counts() {
+    let mut fs = TestFs::new();
+    fs.start();
+    let (f, l) = (fs.m("f"), fs.m("l"));
+    sh_ok(&format!("echo data > {f} && ln {f} {l}"));
+    assert_eq!(sh_ok(&format!("stat -c %h {f}")).trim(), "2");
+    sh_ok(&format!("rm {f}"));
+    assert_eq!(sh_ok(&format!("stat -c %h {l}")).trim(), "1");
+    assert_eq!(sh_ok(&format!("cat {l}")), "data\n");
+    // Symlinks up to PATH_MAX - 1 bytes; longer targets are ENAMETOOLONG.
+    let long = "x/".repeat(2047) + "y";
+    assert_eq!(long.len(), 4095);
+    let (target, link) = (c(&long), c(&fs.m("long")));
+    // SAFETY: both are valid C strings.
+    assert_eq!(unsafe { libc::symlink(target.as_ptr(), link.as_ptr()) }, 0);
+    assert_eq!(sh_ok(&format!("readlink {}", fs.m("long"))).trim(), long);
+    let too_long = c(&("z".repeat(4096)));
+    let link2 = c(&fs.m("long2"));
+    // SAFETY: as above.
+    assert_eq!(
+        unsafe { libc::symlink(too_long.as_ptr(), link2.as_ptr()) },
+        -1
+    );
+    assert_eq!(errno(), libc::ENAMETOOLONG);
+    // Directory nlink = 2 + subdirectories.
+    let d = fs.m("d");
+    sh_ok(&format!("mkdir -p {d}/a {d}/b {d}/c && touch {d}/file"));
+    assert_eq!(sh_ok(&format!("stat -c %h {d}")).trim(), "5");
+    sh_ok(&format!("rmdir {d}/b && mv {d}/c {}", fs.m("c")));
+    assert_eq!(sh_ok(&format!("stat -c %h {d}")).trim(), "3");
+    fs.stop();
+    fs.start();
+    assert_eq!(sh_ok(&format!("stat -c %h {d}")).trim(), "3");
+    assert_eq!(sh_ok(&format!("readlink {}", fs.m("long"))).trim(), long);
+    fs.stop();
+    fs.assert_no_panic();
+}
+
+fn renameat2(from: &str, to: &str, flags: u32) -> (i32, i32) {
+    let (a, b) = (c(from), c(to));
+    // SAFETY: valid C strings; AT_FDCWD with absolute paths.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            flags,
+        )
+    };
+    (r as i32, errno())
+}
+
+#[test]
+fn rename_flags_and_errors() {
+    let mut fs = TestFs::new();
+    fs.start();
+    let (a, b) = (fs.m("a"), fs.m("b"));
+    sh_ok(&format!("echo A > {a} && echo B > {b}"));
+    assert_eq!(
+        renameat2(&a, &b, libc::RENAME_NOREPLACE),
+        (-1, libc::EEXIST)
+    );
+    assert_eq!(renameat2(&a, &b, libc::RENAME_EXCHANGE).0, 0);
+    assert_eq!(sh_ok(&format!("cat {a}")), "B\n");
+    assert_eq!(sh_ok(&format!("cat {b}")), "A\n");
+    let d = fs.m("d");
+    sh_ok(&format!("mkdir -p {d}/sub && mkdir {}", fs.m("full")));
+    sh_ok(&format!("touch {}/x", fs.m("full")));
+    assert_eq!(
+        renameat2(&d, &format!("{d}/sub/inner"), 0),
+        (-1, libc::EINVAL)
+    );
+    assert_eq!(renameat2(&d, &fs.m("full"), 0), (-1, libc::ENOTEMPTY));
+    sh_ok(&format!("mkdir {}", fs.m("emptydir")));
+    assert_eq!(renameat2(&d, &fs.m("emptydir"), 0).0, 0);
+    assert!(sh_ok(&format!("ls {}", fs.m("emptydir"))).contains("sub"));
+    fs.stop();
+    fs.assert_no_panic();
+}
+
+#[test]
+fn special_files_names_and_locks() {
+    let mut fs = TestFs::new();
+    fs.start();
+    sh_ok(&format!("mkfifo {}", fs.m("fifo")));
+    assert_eq!(
+        sh_ok(&format!("stat -c %F {}", fs.m("fifo"))).trim(),
+        "fifo"
+    );
+    sh_ok(&format!("mknod {} c 1 3", fs.m("null")));
+    assert_eq!(
+        sh_ok(&format!("stat -c '%F %t:%T' {}", fs.m("null"))).trim(),
+        "character special file 1:3"
+    );
+    assert_eq!(
+        sh_ok(&format!("echo gone > {n} && cat {n}", n = fs.m("null"))),
+        ""
+    );
+    // 255-byte names work, 256 bytes is ENAMETOOLONG.
+    let ok = fs.m(&"n".repeat(255));
+    sh_ok(&format!("touch {ok}"));
+    let bad = c(&fs.m(&"n".repeat(256)));
+    // SAFETY: valid C string.
+    assert_eq!(
+        unsafe { libc::open(bad.as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o644) },
+        -1
+    );
+    assert_eq!(errno(), libc::ENAMETOOLONG);
+    // flock and fcntl locks: a second non-blocking lock fails while the first is held.
+    let f = fs.m("lockfile");
+    sh_ok(&format!("touch {f}"));
+    let out = sh(&format!(
+        "flock -x {f} -c 'flock -n -x {f} -c true; echo inner=$?'"
+    ));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("inner=1"),
+        "flock: {out:?}"
+    );
+    // A blocking lock waits until the holder releases it.
+    let out = sh(&format!(
+        "(flock -x {f} -c 'sleep 1') & sleep 0.2; start=$(date +%s%N); flock -x {f} -c true; \
+         end=$(date +%s%N); echo waited=$(( (end - start) / 1000000 ))"
+    ));
+    let waited: u64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .trim_start_matches("waited=")
+        .parse()
+        .expect("waited ms");
+    assert!(waited >= 400, "blocking flock did not wait ({waited} ms)");
+    fs.stop();
+    fs.assert_no_panic();
+}
