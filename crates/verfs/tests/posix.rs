@@ -150,3 +150,34 @@ fn special_files_names_and_locks() {
     fs.stop();
     fs.assert_no_panic();
 }
+
+/// relatime: the first read after a change updates atime; reading again soon does not.
+#[test]
+fn atime_follows_relatime() {
+    let mut fs = TestFs::new();
+    fs.start();
+    let f = fs.m("f");
+    sh_ok(&format!("echo data > {f} && touch -a -d '2001-01-01' {f}"));
+    let atime = |fs: &TestFs| -> i64 {
+        sh_ok(&format!("stat -c %X {}", fs.m("f")))
+            .trim()
+            .parse()
+            .expect("atime")
+    };
+    assert_eq!(atime(&fs), 978_307_200);
+    sh_ok(&format!("cat {f} > /dev/null"));
+    let first = atime(&fs);
+    assert!(first > 978_307_200, "read did not update a stale atime");
+    sh_ok(&format!("touch -a -d '@{}' {f}", first + 100));
+    sh_ok(&format!("cat {f} > /dev/null"));
+    assert_eq!(
+        atime(&fs),
+        first + 100,
+        "a fresh atime must not change on read"
+    );
+    fs.stop();
+    fs.start();
+    assert_eq!(atime(&fs), first + 100);
+    fs.stop();
+    fs.assert_no_panic();
+}

@@ -3,7 +3,7 @@
 use crate::error::{FsError, FsResult};
 use crate::fs::{Caller, FileOpen, Fs};
 use crate::meta::Reader;
-use crate::types::{FileHandle, FileKind, Ino};
+use crate::types::{FileHandle, FileKind, Ino, Timestamp};
 use crate::write::Done;
 
 impl Fs {
@@ -40,7 +40,29 @@ impl Fs {
         if f.ino != ino {
             return Err(FsError::BadHandle);
         }
-        self.engine.read(ino, offset, size)
+        let data = self.engine.read(ino, offset, size)?;
+        self.touch_atime(ino)?;
+        Ok(data)
+    }
+
+    /// relatime: a read updates atime only if it is not newer than mtime or ctime, or is
+    /// more than a day old, so most reads commit nothing.
+    fn touch_atime(&self, ino: Ino) -> FsResult<()> {
+        const DAY: i64 = 24 * 3600;
+        let Some(i) = self.engine.meta.view()?.inode(ino)? else {
+            return Ok(());
+        };
+        let now = Timestamp::now();
+        if i.atime > i.mtime && i.atime > i.ctime && now.secs - i.atime.secs < DAY {
+            return Ok(());
+        }
+        self.engine.meta.write(|txn| {
+            if let Some(mut i) = txn.inode(ino)? {
+                i.atime = now;
+                txn.put_inode(&i)?;
+            }
+            Ok::<_, FsError>(())
+        })
     }
 
     /// Queues a write; `done` gets the byte count once the batch holding it committed.
