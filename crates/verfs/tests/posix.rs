@@ -181,3 +181,65 @@ fn atime_follows_relatime() {
     fs.stop();
     fs.assert_no_panic();
 }
+
+/// statfs, ioctl, poll and fcntl record locks between two processes.
+#[test]
+fn statfs_ioctl_poll_and_record_locks() {
+    use std::os::fd::AsRawFd;
+    let mut fs = TestFs::new();
+    fs.start();
+    let df = sh_ok(&format!("df -P {} | tail -1", fs.m("")));
+    assert!(df.starts_with("verfsnext"), "df: {df}");
+    assert!(sh_ok(&format!("stat -f -c %l {}", fs.m(""))).trim() == "255");
+    let f = fs.m("f");
+    sh_ok(&format!("echo data > {f}"));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&f)
+        .expect("open");
+    let fd = file.as_raw_fd();
+    // An ioctl the filesystem does not define is ENOTTY.
+    // SAFETY: ioctl with an unknown request and no argument touches no memory of ours.
+    let r = unsafe { libc::ioctl(fd, 0x8123_4567u32 as _) };
+    assert_eq!((r, errno()), (-1, libc::ENOTTY));
+    // A regular file polls readable and writable at once.
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN | libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    assert_eq!(unsafe { libc::poll(&mut p, 1, 1000) }, 1);
+    assert_eq!(
+        p.revents & (libc::POLLIN | libc::POLLOUT),
+        libc::POLLIN | libc::POLLOUT
+    );
+    // fcntl write lock held here: another process gets EAGAIN/EACCES without waiting.
+    // SAFETY: flock is plain old data; all-zero is a valid value.
+    let mut lk: libc::flock = unsafe { std::mem::zeroed() };
+    lk.l_type = libc::F_WRLCK as i16;
+    lk.l_whence = libc::SEEK_SET as i16;
+    // SAFETY: fd is open for writing and lk a valid flock.
+    assert_eq!(unsafe { libc::fcntl(fd, libc::F_SETLK, &lk) }, 0);
+    let out = sh(&format!(
+        "python3 -c 'import fcntl,sys; f=open(\"{f}\",\"r+\"); \
+         fcntl.lockf(f, fcntl.LOCK_EX|fcntl.LOCK_NB)' 2>&1; echo rc=$?"
+    ));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("rc=1")
+            && (text.contains("Resource temporarily") || text.contains("Permission denied")),
+        "{text}"
+    );
+    drop(file);
+    let out = sh(&format!(
+        "python3 -c 'import fcntl; f=open(\"{f}\",\"r+\"); fcntl.lockf(f, fcntl.LOCK_EX|fcntl.LOCK_NB)'; echo rc=$?"
+    ));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("rc=0"),
+        "lock not released: {out:?}"
+    );
+    fs.stop();
+    fs.assert_no_panic();
+}

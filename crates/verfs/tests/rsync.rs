@@ -54,7 +54,7 @@ fn rsync_round_trip_remount_delete_remount() {
     let src = fs.t("src");
     build_source(&src);
     let dst = fs.m("t");
-    sh_ok(&format!("rsync -aHAX {src}/ {dst}/"));
+    sh_ok(&format!("rsync -aHAX --delete {src}/ {dst}/"));
     let (want_sums, want_meta) = (checksums(&src), metadata(&src));
     assert_eq!(checksums(&dst), want_sums, "contents differ after rsync");
     assert_eq!(metadata(&dst), want_meta, "metadata differs after rsync");
