@@ -95,7 +95,7 @@ fn group(groups: &mut Vec<InodeOps>, ino: Ino) -> &mut InodeOps {
 pub(crate) fn apply_batch(engine: &Engine, batch: Batch, tails: &mut Tails, flush_all: bool) {
     let mut groups: Vec<InodeOps> = Vec::new();
     let mut syncs: Vec<Done<()>> = Vec::new();
-    let mut flush_all = flush_all || batch.stop;
+    let mut flush_all = flush_all || batch.stop || batch.clone.is_some();
     for m in batch.msgs {
         match m {
             Msg::Write {
@@ -140,7 +140,7 @@ pub(crate) fn apply_batch(engine: &Engine, batch: Batch, tails: &mut Tails, flus
                 flush_all = true;
                 syncs.push(done);
             }
-            Msg::Stop => {}
+            Msg::Stop | Msg::Clone { .. } => {}
         }
     }
     if flush_all {
@@ -154,6 +154,14 @@ pub(crate) fn apply_batch(engine: &Engine, batch: Batch, tails: &mut Tails, flus
     engine.stats.add_batch(batch.blocks as u64, batch.bytes);
     for (g, res) in groups.into_iter().zip(results) {
         complete(g, res.map(|a| a.inode));
+    }
+    if let Some((req, done)) = batch.clone {
+        let mut memo = Memo::new();
+        let res = engine
+            .meta
+            .write(|txn| super::clone::clone_range(engine, txn, &req, &mut memo));
+        engine.pending.committed(&[], Vec::new());
+        done(res.map(|n| n as u32));
     }
     if !syncs.is_empty() {
         let res = engine.sync_durable();

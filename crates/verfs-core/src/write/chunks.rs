@@ -161,6 +161,13 @@ fn add_ref(txn: &mut WriteTxn, hash: &ChunkHash, memo: &Memo) -> FsResult<()> {
     Ok(())
 }
 
+/// Adds a reference to a chunk that already has a record (a cloned extent).
+///
+/// Fails with `Corrupt` if the chunk has no record.
+pub(crate) fn add_ref_shared(txn: &mut WriteTxn, hash: &ChunkHash) -> FsResult<()> {
+    add_ref(txn, hash, &Memo::new())
+}
+
 /// Drops one extent-version reference to `hash`; at zero the `Z` index marks it for GC.
 pub(crate) fn drop_ref(txn: &mut WriteTxn, hash: &ChunkHash) -> FsResult<()> {
     let Some(prev) = txn.chunk(hash)? else {

@@ -10,6 +10,7 @@
 
 mod apply;
 mod chunks;
+mod clone;
 mod region;
 
 pub(crate) use apply::drop_all_extents;
@@ -70,6 +71,10 @@ pub(crate) enum Msg {
     },
     Sync {
         done: Done<()>,
+    },
+    Clone {
+        req: clone::CloneReq,
+        done: Done<u32>,
     },
     Stop,
 }
@@ -173,6 +178,33 @@ impl Batcher {
         });
     }
 
+    /// Queues a copy of `len` bytes from `ino_in` at `off_in` to `ino_out` at `off_out`
+    /// that shares whole chunks instead of copying them; `done` gets the bytes copied.
+    #[allow(clippy::too_many_arguments)]
+    pub fn clone_range(
+        &self,
+        ino_in: Ino,
+        off_in: u64,
+        ino_out: Ino,
+        off_out: u64,
+        len: u64,
+        done: Done<u32>,
+    ) {
+        if self.stopped.load(Ordering::Acquire) {
+            return done(Err(FsError::ShuttingDown));
+        }
+        let req = clone::CloneReq {
+            ino_in,
+            off_in,
+            ino_out,
+            off_out,
+            len,
+        };
+        if let Err(mpsc::SendError(msg)) = self.tx.send(Msg::Clone { req, done }) {
+            fail(msg, FsError::ShuttingDown);
+        }
+    }
+
     /// Queues a durability barrier: `done` runs once everything queued before it is
     /// committed and synced to disk. Barriers in one batch share one sync.
     pub fn sync(&self, done: Done<()>) {
@@ -205,6 +237,7 @@ fn fail(msg: Msg, e: FsError) {
         Msg::Write { done, .. } => done(Err(e)),
         Msg::SetSize { done, .. } | Msg::Zero { done, .. } => done(Err(e)),
         Msg::Sync { done } => done(Err(e)),
+        Msg::Clone { done, .. } => done(Err(e)),
         Msg::Stop => {}
     }
 }
@@ -216,6 +249,8 @@ pub(crate) struct Batch {
     pub blocks: usize,
     pub bytes: u64,
     pub stop: bool,
+    /// A clone closes the batch: it runs after the batch (and every held tail) committed.
+    pub clone: Option<(clone::CloneReq, Done<u32>)>,
 }
 
 impl Batch {
@@ -231,12 +266,20 @@ impl Batch {
                 self.stop = true;
                 return;
             }
+            Msg::Clone { .. } => {}
+        }
+        if let Msg::Clone { req, done } = m {
+            self.clone = Some((req, done));
+            return;
         }
         self.msgs.push(m);
     }
 
     fn full(&self, l: &BatchLimits) -> bool {
-        self.blocks >= l.max_blocks || self.bytes >= l.max_bytes || self.stop
+        self.blocks >= l.max_blocks
+            || self.bytes >= l.max_bytes
+            || self.stop
+            || self.clone.is_some()
     }
 }
 

@@ -103,12 +103,11 @@ impl Fs {
         Ok(())
     }
 
-    /// copy_file_range: copies up to 16 MiB per call (callers loop on short counts)
-    /// from `ino_in` to `ino_out` inside the daemon, without a round trip through the
-    /// kernel per 128 KiB. The copy is written like any other data, so content-defined
-    /// chunking finds the source's chunk boundaries again and every whole chunk is a
-    /// dedup hit: a copy costs almost no new pack space (only the edges are new chunks).
-    /// `done` gets the byte count once the write has committed.
+    /// copy_file_range: between two files, whole source chunks inside the range become
+    /// destination extents sharing the same chunks (refcount +1; nothing is read or
+    /// written) and only the edges are copied and re-chunked, up to 1 GiB per call
+    /// (callers loop on short counts). Within one file the bytes are copied (16 MiB per
+    /// call). `done` gets the byte count once the copy has committed.
     #[allow(clippy::too_many_arguments)]
     pub fn copy_range(
         &self,
@@ -133,12 +132,23 @@ impl Fs {
         if !readable || !writable {
             return done(Err(FsError::BadHandle));
         }
-        let n = len.min(MAX_COPY) as u32;
-        match self.engine.read(ino_in, off_in, n) {
-            Ok(data) if data.is_empty() => done(Ok(0)),
-            Ok(data) => self.batcher.write(ino_out, off_out, &data, done),
-            Err(e) => done(Err(e)),
+        if ino_in == ino_out {
+            // Overlapping ranges of one file: copy the bytes.
+            let n = len.min(MAX_COPY) as u32;
+            return match self.engine.read(ino_in, off_in, n) {
+                Ok(data) if data.is_empty() => done(Ok(0)),
+                Ok(data) => self.batcher.write(ino_out, off_out, &data, done),
+                Err(e) => done(Err(e)),
+            };
         }
+        self.batcher.clone_range(
+            ino_in,
+            off_in,
+            ino_out,
+            off_out,
+            len.min(u64::from(u32::MAX)),
+            done,
+        );
     }
 
     /// Makes everything written so far durable; `done` runs after packs and metadata
