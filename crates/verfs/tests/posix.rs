@@ -243,3 +243,44 @@ fn statfs_ioctl_poll_and_record_locks() {
     fs.stop();
     fs.assert_no_panic();
 }
+
+/// set-user/group-ID bits: cleared by a non-root write and by chown; a set-group-ID
+/// directory passes its group on, and its set-group-ID bit to subdirectories.
+#[test]
+fn setid_bits_and_sgid_directories() {
+    let mut fs = TestFs::new();
+    // The unprivileged user must reach the mount through the temp dir.
+    sh_ok(&format!("chmod 755 {}", fs.dir().display()));
+    fs.start();
+    let m = fs.m("");
+    sh_ok(&format!(
+        "chmod 777 {m} && touch {m}/f && chown nobody {m}/f && chmod 6775 {m}/f"
+    ));
+    sh_ok(&format!(
+        "setpriv --reuid=nobody --regid=nogroup --clear-groups sh -c 'echo x >> {m}/f'"
+    ));
+    assert_eq!(
+        sh_ok(&format!("stat -c %a {m}/f")).trim(),
+        "775",
+        "write kept set-ID bits"
+    );
+    sh_ok(&format!(
+        "touch {m}/g && chmod 4755 {m}/g && chown nobody {m}/g"
+    ));
+    assert_eq!(
+        sh_ok(&format!("stat -c %a {m}/g")).trim(),
+        "755",
+        "chown kept set-user-ID"
+    );
+    sh_ok(&format!(
+        "mkdir {m}/sg && chown root:nogroup {m}/sg && chmod 2775 {m}/sg"
+    ));
+    sh_ok(&format!("touch {m}/sg/new && mkdir {m}/sg/sub"));
+    assert_eq!(sh_ok(&format!("stat -c %G {m}/sg/new")).trim(), "nogroup");
+    assert_eq!(
+        sh_ok(&format!("stat -c '%a %G' {m}/sg/sub")).trim(),
+        "2755 nogroup"
+    );
+    fs.stop();
+    fs.assert_no_panic();
+}
