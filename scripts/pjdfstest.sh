@@ -5,7 +5,7 @@
 #   scripts/pjdfstest.sh            (installs pjdfstest with cargo if missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=$PWD/target/release/verfsnext
+BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/verfsnext
 [ -x "$BIN" ] || cargo build --release --bin verfsnext
 command -v pjdfstest >/dev/null || timeout 1200 cargo install --locked pjdfstest@0.2.2
 id tests >/dev/null 2>&1 || echo 'tests:x:::pjdfstest dummy user:/:/usr/sbin/nologin' | newusers
