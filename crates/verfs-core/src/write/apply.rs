@@ -291,18 +291,22 @@ fn apply_group(
         tail_offset = Some(t.held.offset);
     }
     for op in &g.ops {
+        if let Op::Write { offset, data, .. } = op {
+            run.push((*offset, &data[..]));
+            continue;
+        }
+        // A size change or zeroed range applies after the writes queued before it.
+        apply_run(
+            engine,
+            txn,
+            &mut inode,
+            (&run, tail_offset.take()),
+            false,
+            memo,
+        )?;
+        run.clear();
         match op {
-            Op::Write { offset, data, .. } => run.push((*offset, &data[..])),
             Op::SetSize { size, edit, .. } => {
-                apply_run(
-                    engine,
-                    txn,
-                    &mut inode,
-                    (&run, tail_offset.take()),
-                    false,
-                    memo,
-                )?;
-                run.clear();
                 set_size(engine, txn, &mut inode, *size, memo)?;
                 edit(&mut inode);
             }
@@ -311,18 +315,8 @@ fn apply_group(
                 len,
                 extend,
                 ..
-            } => {
-                apply_run(
-                    engine,
-                    txn,
-                    &mut inode,
-                    (&run, tail_offset.take()),
-                    false,
-                    memo,
-                )?;
-                run.clear();
-                zero_range(engine, txn, &mut inode, *offset, *len, *extend, memo)?;
-            }
+            } => zero_range(engine, txn, &mut inode, *offset, *len, *extend, memo)?,
+            Op::Write { .. } => {}
         }
     }
     let held = apply_run(engine, txn, &mut inode, (&run, tail_offset), !g.flush, memo)?;
