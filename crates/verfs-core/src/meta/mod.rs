@@ -95,8 +95,11 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Store, MetaError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| MetaError::Kv(format!("create {}: {e}", dir.display())))?;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+        // A current-thread runtime: each committing thread drives SurrealKV's commit
+        // pipeline itself inside `block_on`, so a commit costs no hand-off to a worker
+        // thread and back (measured: 6.6 µs instead of 35 µs per single-key commit).
+        // SurrealKV's background tasks run whenever some thread is inside `block_on`.
+        let rt = tokio::runtime::Builder::new_current_thread()
             .thread_name("verfs-meta")
             .enable_all()
             .build()
