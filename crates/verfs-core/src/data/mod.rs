@@ -6,6 +6,7 @@
 pub mod compress;
 pub mod hash;
 pub mod pack;
+pub mod readahead;
 pub mod store;
 pub mod ultracdc;
 

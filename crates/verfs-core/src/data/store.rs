@@ -15,6 +15,7 @@ use moka::sync::Cache;
 use super::compress::{self, Stored};
 use super::hash::ChunkHasher;
 use super::pack::{self, Location, PackError, SealedIndex};
+use super::readahead::SealedFile;
 use crate::types::{ChunkHash, PackId};
 
 /// Open read handles kept for sealed packs.
@@ -29,6 +30,12 @@ struct ActivePack {
     len: u64,
     index: HashMap<ChunkHash, Location>,
     order: Vec<(ChunkHash, Location)>,
+}
+
+/// Where a chunk record is: in the active pack or in a sealed one.
+enum Located {
+    Active(Arc<File>, Location),
+    Sealed(Arc<SealedFile>, Location),
 }
 
 /// What startup found in the pack directory.
@@ -49,7 +56,7 @@ pub struct PackStore {
     hasher: ChunkHasher,
     active: Mutex<ActivePack>,
     dirty: AtomicBool,
-    readers: Cache<PackId, Arc<File>>,
+    readers: Cache<PackId, Arc<SealedFile>>,
     indexes: Cache<PackId, Arc<SealedIndex>>,
     reserve_bytes: u64,
 }
@@ -347,12 +354,22 @@ impl PackStore {
         hash: &ChunkHash,
         plain_len: u32,
     ) -> Result<Bytes, PackError> {
-        let (file, loc) = self.locate(pack_id, hash)?;
-        let rec = pack::read_record(&file, pack_id, loc, hash)?;
+        let (rec, offset) = match self.locate(pack_id, hash)? {
+            Located::Active(file, loc) => {
+                (pack::read_record(&file, pack_id, loc, hash)?, loc.offset)
+            }
+            Located::Sealed(sealed, loc) => {
+                sealed.note_read(loc.offset, u64::from(loc.stored_len));
+                (
+                    pack::read_record(sealed.file(), pack_id, loc, hash)?,
+                    loc.offset,
+                )
+            }
+        };
         let plain = compress::decompress(rec.header.codec, rec.payload, plain_len as usize)
             .map_err(|e| PackError::Corrupt {
                 pack: pack_id,
-                offset: loc.offset,
+                offset,
                 what: e.to_string(),
             })?;
         Ok(plain)
@@ -368,11 +385,7 @@ impl PackStore {
         self.lock_active().id
     }
 
-    fn locate(
-        &self,
-        pack_id: PackId,
-        hash: &ChunkHash,
-    ) -> Result<(Arc<File>, Location), PackError> {
+    fn locate(&self, pack_id: PackId, hash: &ChunkHash) -> Result<Located, PackError> {
         {
             let a = self.lock_active();
             if a.id == pack_id {
@@ -380,23 +393,24 @@ impl PackStore {
                     pack: pack_id,
                     hash: *hash,
                 })?;
-                return Ok((a.file.clone(), loc));
+                return Ok(Located::Active(a.file.clone(), loc));
             }
         }
-        let file = self.sealed_reader(pack_id)?;
-        let index = self.sealed_index(pack_id, &file)?;
+        let sealed = self.sealed_reader(pack_id)?;
+        let index = self.sealed_index(pack_id, sealed.file())?;
         let loc = index.find(hash).ok_or(PackError::Missing {
             pack: pack_id,
             hash: *hash,
         })?;
-        Ok((file, loc))
+        Ok(Located::Sealed(sealed, loc))
     }
 
-    fn sealed_reader(&self, id: PackId) -> Result<Arc<File>, PackError> {
+    fn sealed_reader(&self, id: PackId) -> Result<Arc<SealedFile>, PackError> {
         if let Some(f) = self.readers.get(&id) {
             return Ok(f);
         }
-        let f = Arc::new(File::open(pack_path(&self.dir, id)).map_err(|e| io(id, 0, e))?);
+        let file = File::open(pack_path(&self.dir, id)).map_err(|e| io(id, 0, e))?;
+        let f = Arc::new(SealedFile::new(file));
         self.readers.insert(id, f.clone());
         Ok(f)
     }

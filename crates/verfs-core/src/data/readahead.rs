@@ -1,0 +1,108 @@
+//! Readahead for sealed packs.
+//!
+//! A file read sequentially through the mount reads its chunks from a pack in append
+//! order, but several FUSE threads serve neighbouring requests at once, so the kernel
+//! sees interleaved `pread`s on one descriptor and its own readahead treats them as
+//! random: with cold caches that halved sequential read speed (1.0 GB/s against
+//! 1.9 GB/s with the pack already cached). Each sealed pack therefore remembers where
+//! its last read ended; a read close to that point counts as sequential and keeps a
+//! window of [`WINDOW`] bytes ahead of it requested from the kernel with
+//! `POSIX_FADV_WILLNEED`, which starts the disk reads without waiting for them.
+//! Random reads request nothing extra.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// How far ahead of a sequential reader the pack is requested.
+const WINDOW: u64 = 8 << 20;
+/// A read starting this close to where the previous one ended counts as sequential
+/// (requests served out of order by parallel threads land within this distance).
+const NEAR: u64 = 2 << 20;
+
+/// A sealed pack opened for reading, with its readahead state.
+pub struct SealedFile {
+    file: File,
+    last_end: AtomicU64,
+    ahead_until: AtomicU64,
+}
+
+impl SealedFile {
+    /// Wraps a pack opened read-only.
+    pub fn new(file: File) -> SealedFile {
+        SealedFile {
+            file,
+            last_end: AtomicU64::new(u64::MAX),
+            ahead_until: AtomicU64::new(0),
+        }
+    }
+
+    /// The open pack file.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Records a read of `[offset, offset + len)` and, when it continues a sequential
+    /// run, asks the kernel to start reading the window after it.
+    pub fn note_read(&self, offset: u64, len: u64) {
+        let end = offset.saturating_add(len);
+        let prev = self.last_end.swap(end, Ordering::Relaxed);
+        if prev == u64::MAX || offset.abs_diff(prev) > NEAR {
+            return;
+        }
+        let ahead = self.ahead_until.load(Ordering::Relaxed);
+        if end.saturating_add(WINDOW / 2) <= ahead {
+            return;
+        }
+        let from = ahead.max(end);
+        let to = end.saturating_add(WINDOW);
+        if self
+            .ahead_until
+            .compare_exchange(ahead, to, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.advise_willneed(from, to - from);
+        }
+    }
+
+    fn advise_willneed(&self, offset: u64, len: u64) {
+        let (Ok(off), Ok(n)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len)) else {
+            return;
+        };
+        // SAFETY: posix_fadvise only reads its integer arguments; a bad descriptor or
+        // range gives an error code, which is ignored because readahead is only a hint.
+        unsafe {
+            libc::posix_fadvise(self.file.as_raw_fd(), off, n, libc::POSIX_FADV_WILLNEED);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sealed() -> SealedFile {
+        SealedFile::new(tempfile::tempfile().expect("tempfile"))
+    }
+
+    #[test]
+    fn sequential_reads_move_the_window_and_random_ones_do_not() {
+        let f = sealed();
+        f.note_read(0, 65536);
+        assert_eq!(
+            f.ahead_until.load(Ordering::Relaxed),
+            0,
+            "first read is not a run"
+        );
+        f.note_read(65536, 65536);
+        assert_eq!(f.ahead_until.load(Ordering::Relaxed), 131072 + WINDOW);
+        f.note_read(131072, 65536);
+        assert_eq!(
+            f.ahead_until.load(Ordering::Relaxed),
+            131072 + WINDOW,
+            "window still far enough ahead"
+        );
+        f.note_read(100 << 20, 4096);
+        assert_eq!(f.ahead_until.load(Ordering::Relaxed), 131072 + WINDOW);
+    }
+}
