@@ -38,6 +38,21 @@ enum Located {
     Sealed(Arc<SealedFile>, Location),
 }
 
+impl Located {
+    fn file(&self) -> &File {
+        match self {
+            Located::Active(f, _) => f,
+            Located::Sealed(s, _) => s.file(),
+        }
+    }
+
+    fn loc(&self) -> Location {
+        match self {
+            Located::Active(_, l) | Located::Sealed(_, l) => *l,
+        }
+    }
+}
+
 /// What startup found in the pack directory.
 #[derive(Debug, Default)]
 pub struct OpenReport {
@@ -354,18 +369,11 @@ impl PackStore {
         hash: &ChunkHash,
         plain_len: u32,
     ) -> Result<Bytes, PackError> {
-        let (rec, offset) = match self.locate(pack_id, hash)? {
-            Located::Active(file, loc) => {
-                (pack::read_record(&file, pack_id, loc, hash)?, loc.offset)
-            }
-            Located::Sealed(sealed, loc) => {
-                sealed.note_read(loc.offset, u64::from(loc.stored_len));
-                (
-                    pack::read_record(sealed.file(), pack_id, loc, hash)?,
-                    loc.offset,
-                )
-            }
-        };
+        let at = self.locate(pack_id, hash)?;
+        let (offset, rec) = (
+            at.loc().offset,
+            pack::read_record(at.file(), pack_id, at.loc(), hash)?,
+        );
         let plain = compress::decompress(rec.header.codec, rec.payload, plain_len as usize)
             .map_err(|e| PackError::Corrupt {
                 pack: pack_id,
@@ -373,6 +381,28 @@ impl PackStore {
                 what: e.to_string(),
             })?;
         Ok(plain)
+    }
+
+    /// Appends the plain bytes of a chunk to `out`. A raw record is read straight into
+    /// `out` (no buffer of its own, no copy); a compressed one is decoded and copied.
+    ///
+    /// Fails as [`PackStore::read`] does; `out` keeps its length on failure.
+    pub fn read_into(
+        &self,
+        pack_id: PackId,
+        hash: &ChunkHash,
+        plain_len: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<(), PackError> {
+        let at = self.locate(pack_id, hash)?;
+        if at.loc().stored_len == plain_len
+            && pack::read_raw_payload_into(at.file(), pack_id, at.loc(), hash, out)?
+        {
+            return Ok(());
+        }
+        let plain = self.read(pack_id, hash, plain_len)?;
+        out.extend_from_slice(&plain);
+        Ok(())
     }
 
     /// Whether the pack holds a readable record of `hash` (used by recovery).
@@ -402,6 +432,7 @@ impl PackStore {
             pack: pack_id,
             hash: *hash,
         })?;
+        sealed.note_read(loc.offset, u64::from(loc.stored_len));
         Ok(Located::Sealed(sealed, loc))
     }
 

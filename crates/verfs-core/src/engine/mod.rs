@@ -1,10 +1,12 @@
 //! The storage engine shared by the filesystem layer and the write batcher: metadata,
 //! packs, the chunk cache, the overlay of uncommitted writes and the counters.
 //!
-//! File contents are read here (extents → chunk records → packs, plus the overlay), so
-//! the read path of `fs` and the read-modify-write of the batcher use the same code.
+//! File contents are read in `read` (extents → chunk records → packs, plus the
+//! overlay), so the read path of `fs` and the read-modify-write of the batcher use the
+//! same code.
 
 pub mod pending;
+pub mod read;
 pub mod stats;
 
 use bytes::Bytes;
@@ -12,12 +14,13 @@ use moka::sync::Cache;
 
 use crate::data::{PackStore, UltraCdc};
 use crate::error::{FsError, FsResult};
-use crate::meta::{Extent, Inode, Reader, Store};
+use crate::meta::{Inode, Reader, Store};
 use crate::types::{ChunkHash, Ino, Timestamp};
 pub use pending::{Pending, PendingOp};
+pub use read::WindowSlot;
 pub use stats::Stats;
 
-/// How many times a read retries when a batch commits while it reads.
+/// How many times `inode_with_pending` retries when a batch commits while it reads.
 const READ_RETRIES: usize = 64;
 
 /// Metadata, packs and caches of one mounted filesystem.
@@ -66,35 +69,6 @@ impl Engine {
         }
     }
 
-    /// The plain bytes of the chunk an extent points at.
-    ///
-    /// Fails with `Corrupt` if the chunk record is missing or the pack record fails its
-    /// checks, `Io` if the pack cannot be read.
-    pub fn read_chunk(&self, r: &impl Reader, e: &Extent) -> FsResult<Bytes> {
-        if let Some(c) = self.chunk_cache.as_ref().and_then(|c| c.get(&e.hash)) {
-            self.stats.chunk_cache_hit();
-            return Ok(c);
-        }
-        self.stats.chunk_cache_miss();
-        let rec = r.chunk(&e.hash)?.ok_or_else(|| {
-            FsError::Corrupt(format!(
-                "extent at {} names unknown chunk {}",
-                e.offset, e.hash
-            ))
-        })?;
-        if rec.plain_len != e.len {
-            return Err(FsError::Corrupt(format!(
-                "chunk {} is {} bytes, extent says {}",
-                e.hash, rec.plain_len, e.len
-            )));
-        }
-        let data = self.packs.read(rec.pack_id, &e.hash, rec.plain_len)?;
-        if let Some(c) = &self.chunk_cache {
-            c.insert(e.hash, data.clone());
-        }
-        Ok(data)
-    }
-
     /// How far back from an offset the extent covering it may start: the largest chunk
     /// this filesystem has ever cut.
     pub fn max_extent_len(&self) -> u64 {
@@ -106,68 +80,6 @@ impl Engine {
         if let Some(c) = &self.chunk_cache {
             c.insert(hash, data);
         }
-    }
-
-    /// Appends committed bytes `[start, start + len)` of `ino` to `out`; holes and bytes
-    /// past `size` read as zeros. Only gaps are zero-filled: on the sequential read path
-    /// zeroing whole buffers first showed up as a tenth of the profile.
-    ///
-    /// Fails as [`Engine::read_chunk`] does.
-    pub fn read_committed(
-        &self,
-        r: &impl Reader,
-        ino: Ino,
-        start: u64,
-        len: usize,
-        size: u64,
-        out: &mut Vec<u8>,
-    ) -> FsResult<()> {
-        let want_end = start + len as u64;
-        let end = want_end.min(size);
-        let mut pos = start;
-        if start < end {
-            for e in r.extents_overlapping(ino, start, end, self.max_extent_len)? {
-                let s = start.max(e.offset);
-                let t = end.min(e.end());
-                if s >= t {
-                    continue;
-                }
-                let data = self.read_chunk(r, &e)?;
-                out.resize(out.len() + (s - pos) as usize, 0);
-                out.extend_from_slice(&data[(s - e.offset) as usize..(t - e.offset) as usize]);
-                pos = t;
-            }
-        }
-        out.resize(out.len() + (want_end - pos) as usize, 0);
-        Ok(())
-    }
-
-    /// Reads up to `len` bytes of `ino` at `offset`, committed data overlaid with writes
-    /// still in a batch.
-    ///
-    /// Fails with `NotFound` if the inode is gone, or as [`Engine::read_chunk`] does.
-    pub fn read(&self, ino: Ino, offset: u64, len: u32) -> FsResult<Vec<u8>> {
-        for _ in 0..READ_RETRIES {
-            let snap = self.pending.snapshot(ino);
-            let view = self.meta.view()?;
-            let inode = view.inode(ino)?.ok_or(FsError::NotFound)?;
-            let size = snap.ops.iter().fold(inode.size, |s, op| op.size_after(s));
-            if offset >= size {
-                return Ok(Vec::new());
-            }
-            let n = (size - offset).min(u64::from(len)) as usize;
-            let mut buf = Vec::with_capacity(n);
-            self.read_committed(&view, ino, offset, n, inode.size, &mut buf)?;
-            let mut cur = inode.size;
-            for op in &snap.ops {
-                cur = op.apply(offset, &mut buf, cur);
-            }
-            if self.pending.commits() == snap.commits {
-                self.stats.add_read(n as u64);
-                return Ok(buf);
-            }
-        }
-        Err(FsError::Io(format!("{ino}: read kept racing with commits")))
     }
 
     /// The inode with its size and times as they will be once pending writes commit.

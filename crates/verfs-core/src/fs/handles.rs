@@ -4,12 +4,13 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
+use crate::engine::WindowSlot;
 use crate::error::{FsError, FsResult};
 use crate::meta::View;
 use crate::types::{FileHandle, Ino};
 
-/// What an open file handle allows.
-#[derive(Debug, Clone, Copy)]
+/// What an open file handle allows, and its read state.
+#[derive(Debug, Clone)]
 pub struct FileOpen {
     /// The inode.
     pub ino: Ino,
@@ -17,6 +18,8 @@ pub struct FileOpen {
     pub read: bool,
     /// Opened for writing.
     pub write: bool,
+    /// Extents located by earlier reads through this handle.
+    pub window: Arc<WindowSlot>,
 }
 
 /// A directory stream: a snapshot of the directory taken at `opendir`, plus where the
@@ -61,8 +64,8 @@ impl Handles {
         }
         g.next += 1;
         let fh = g.next;
-        g.files.insert(fh, f);
         *g.open_count.entry(f.ino).or_default() += 1;
+        g.files.insert(fh, f);
         FileHandle(fh)
     }
 
@@ -71,7 +74,7 @@ impl Handles {
         self.lock()
             .files
             .get(&fh.0)
-            .copied()
+            .cloned()
             .ok_or(FsError::BadHandle)
     }
 
@@ -140,12 +143,8 @@ mod tests {
     #[test]
     fn open_counts_track_last_close() {
         let h = Handles::default();
-        let f = FileOpen {
-            ino: Ino(9),
-            read: true,
-            write: false,
-        };
-        let a = h.open_file(f);
+        let f = FileOpen::from_flags(Ino(9), libc::O_RDONLY);
+        let a = h.open_file(f.clone());
         let b = h.open_file(f);
         assert_eq!(h.close_file(a), Some((Ino(9), false)));
         assert_eq!(h.close_file(b), Some((Ino(9), true)));
@@ -158,11 +157,7 @@ mod tests {
         let h = Handles::default();
         assert!(!h.begin_unlink(Ino(3)));
         h.end_unlink(Ino(3));
-        let _fh = h.open_file(FileOpen {
-            ino: Ino(3),
-            read: true,
-            write: true,
-        });
+        let _fh = h.open_file(FileOpen::from_flags(Ino(3), libc::O_RDWR));
         assert!(h.file(_fh).is_ok());
         assert!(h.begin_unlink(Ino(3)));
         h.end_unlink(Ino(3));

@@ -261,6 +261,7 @@ impl FileOpen {
             ino,
             read: acc == libc::O_RDONLY || acc == libc::O_RDWR,
             write: acc == libc::O_WRONLY || acc == libc::O_RDWR,
+            window: Default::default(),
         }
     }
 }

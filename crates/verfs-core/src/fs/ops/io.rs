@@ -40,13 +40,17 @@ impl Fs {
         if f.ino != ino {
             return Err(FsError::BadHandle);
         }
-        let data = self.engine.read(ino, offset, size)?;
-        self.touch_atime(ino)?;
+        let (data, loaded) = self.engine.read_windowed(ino, offset, size, &f.window)?;
+        if loaded {
+            self.touch_atime(ino)?;
+        }
         Ok(data)
     }
 
     /// relatime: a read updates atime only if it is not newer than mtime or ctime, or is
-    /// more than a day old, so most reads commit nothing.
+    /// more than a day old, so most reads commit nothing. Checked when a read loads
+    /// extents from metadata (the first read through a handle, a non-sequential read,
+    /// or one after the file changed), not on every request of a sequential reader.
     fn touch_atime(&self, ino: Ino) -> FsResult<()> {
         const DAY: i64 = 24 * 3600;
         let Some(i) = self.engine.meta.view()?.inode(ino)? else {
