@@ -8,7 +8,6 @@
 //! transaction fails, each inode is retried in its own transaction so one bad file cannot
 //! fail the writes of another.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::chunks::{self, Memo};
@@ -19,16 +18,7 @@ use crate::error::{FsError, FsResult};
 use crate::meta::{Inode, Reader, WriteTxn};
 use crate::types::{FileKind, Ino, Timestamp};
 
-/// A held tail and the overlay entry that shows it to readers.
-pub(crate) struct HeldTail {
-    /// Sequence number of the overlay entry.
-    pub seq: u64,
-    /// The bytes.
-    pub held: Held,
-}
-
-/// Held tails of the batcher, by inode.
-pub(crate) type Tails = HashMap<Ino, HeldTail>;
+pub(crate) use super::tails::{HeldTail, Tails};
 
 /// A data op of one inode, with its completion.
 enum Op {
@@ -144,7 +134,7 @@ pub(crate) fn apply_batch(engine: &Engine, batch: Batch, tails: &mut Tails, flus
         }
     }
     if flush_all {
-        for ino in tails.keys().copied().collect::<Vec<_>>() {
+        for ino in tails.inos() {
             group(&mut groups, ino).flush = true;
         }
     }

@@ -12,6 +12,7 @@ mod apply;
 mod chunks;
 mod clone;
 mod region;
+mod tails;
 
 pub(crate) use apply::drop_all_extents;
 use apply::Tails;
@@ -284,7 +285,7 @@ impl Batch {
 }
 
 fn run(engine: &Engine, rx: &Receiver<Msg>, limits: BatchLimits) {
-    let mut tails = Tails::new();
+    let mut tails = Tails::default();
     loop {
         // With held tails, wake after the delay to store them: a file being written
         // slowly still reaches the packs within `batch_max_delay_ms`.
@@ -314,8 +315,8 @@ fn run(engine: &Engine, rx: &Receiver<Msg>, limits: BatchLimits) {
             }
         }
         let stop = batch.stop;
-        let held: u64 = tails.values().map(|t| t.held.data.len() as u64).sum();
-        apply::apply_batch(engine, batch, &mut tails, held > limits.max_bytes);
+        let due = tails.due(limits.max_bytes, limits.max_delay);
+        apply::apply_batch(engine, batch, &mut tails, due);
         if stop {
             // Anything that raced in after Stop is answered, never dropped silently.
             while let Ok(m) = rx.try_recv() {

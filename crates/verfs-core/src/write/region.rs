@@ -115,7 +115,8 @@ impl Run<'_> {
     /// boundaries: the start of the old extent `s` falls inside, or of the last extent
     /// when `s` is its end at end of file.
     fn region_start(&self, txn: &WriteTxn, ino: Ino, s: u64, old_size: u64) -> FsResult<u64> {
-        if self.tail_offset == Some(s) {
+        // Extents never reach past the committed size, so past it there is none to find.
+        if self.tail_offset == Some(s) || s > old_size || old_size == 0 {
             return Ok(s);
         }
         let max = self.engine.max_extent_len();
@@ -128,7 +129,10 @@ impl Run<'_> {
     }
 
     /// Whether `p` is a safe place to stop: not strictly inside an old extent.
-    fn is_boundary(&self, txn: &WriteTxn, ino: Ino, p: u64) -> FsResult<bool> {
+    fn is_boundary(&self, txn: &WriteTxn, ino: Ino, p: u64, old_size: u64) -> FsResult<bool> {
+        if p >= old_size {
+            return Ok(true);
+        }
         let max = self.engine.max_extent_len();
         let inside = txn
             .extents_overlapping(ino, p, p + 1, max)?
@@ -225,33 +229,38 @@ impl Run<'_> {
                 break;
             }
             spans.push((chunk_start, chunk));
-            if start >= new_size || (start >= dirty_end && self.is_boundary(txn, ino, start)?) {
+            if start >= new_size
+                || (start >= dirty_end && self.is_boundary(txn, ino, start, old_size)?)
+            {
                 break;
             }
         }
         let stop = start;
-        self.replace(txn, ino, ws, stop, spans, memo)?;
+        self.replace(txn, ino, (ws, stop), old_size, spans, memo)?;
         Ok((stop, held))
     }
 
     /// Writes `spans` as the extents of `[ws, stop)` and drops old extents there that no
-    /// new chunk starts at.
+    /// new chunk starts at (there are none at or past the committed `old_size`).
     fn replace(
         &self,
         txn: &mut WriteTxn,
         ino: Ino,
-        ws: u64,
-        stop: u64,
+        (ws, stop): (u64, u64),
+        old_size: u64,
         spans: ChunkSpans,
         memo: &mut Memo,
     ) -> FsResult<()> {
         let max = self.engine.max_extent_len();
-        let old: Vec<u64> = txn
-            .extents_overlapping(ino, ws, stop, max)?
-            .iter()
-            .map(|e| e.offset)
-            .filter(|o| *o >= ws)
-            .collect();
+        let old: Vec<u64> = if ws < old_size {
+            txn.extents_overlapping(ino, ws, stop, max)?
+                .iter()
+                .map(|e| e.offset)
+                .filter(|o| *o >= ws)
+                .collect()
+        } else {
+            Vec::new()
+        };
         let fresh: HashSet<u64> = spans.iter().map(|(o, _)| *o).collect();
         let mut delta = chunks::put_spans(self.engine, txn, ino, spans, memo)?;
         for off in old {

@@ -83,7 +83,7 @@ impl Fs {
     }
 
     fn set_attr_now(&self, ino: Ino, req: &SetAttr) -> FsResult<Attr> {
-        self.engine.meta.write(|txn| {
+        let inode = self.engine.meta.write(|txn| {
             let mut inode = txn.inode(ino)?.ok_or(FsError::NotFound)?;
             req.apply(&mut inode);
             txn.put_inode(&inode)?;
@@ -95,9 +95,13 @@ impl Fs {
                     }
                 }
             }
-            Ok::<_, FsError>(())
+            Ok::<_, FsError>(inode)
         })?;
-        self.engine.inode_with_pending(ino)
+        // Writes still in a batch change the size and times the caller must see.
+        if self.engine.pending.has_pending(ino) {
+            return self.engine.inode_with_pending(ino);
+        }
+        Ok(inode)
     }
 }
 
