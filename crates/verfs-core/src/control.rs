@@ -52,6 +52,12 @@ pub struct StatsReport {
     pub activity: StatsSnapshot,
     /// `chunk_cache_hits / (hits + misses)`, 0 when nothing was read.
     pub chunk_cache_hit_rate: f64,
+    /// `dedup_cache_hits / (hits + misses)`: dedup lookups that skipped the chunk record.
+    #[serde(default)]
+    pub dedup_cache_hit_rate: f64,
+    /// `pack_index_hits / (hits + misses)`: sealed-pack index lookups served from memory.
+    #[serde(default)]
+    pub pack_index_hit_rate: f64,
     /// Mean write blocks per committed batch.
     pub mean_batch_blocks: f64,
 }

@@ -32,9 +32,16 @@ fn dedup_and_compression_gate() {
     sh_ok(&format!("cp {src} {}", fs.m("a.bin")));
     let after_first = pack_bytes(&fs);
     let hits_before = stat_u64(&fs.stats(), &["activity", "dedup_hits"]);
+    let cached_before = stat_u64(&fs.stats(), &["activity", "dedup_cache_hits"]);
     sh_ok(&format!("cp {src} {}", fs.m("b.bin")));
     let after_second = pack_bytes(&fs);
     let hits_after = stat_u64(&fs.stats(), &["activity", "dedup_hits"]);
+    let cached_after = stat_u64(&fs.stats(), &["activity", "dedup_cache_hits"]);
+    assert!(
+        cached_after - cached_before > (size as u64 >> 17),
+        "the second copy's chunks were not found in the known-chunk cache \
+         ({cached_before} -> {cached_after} hits)"
+    );
     let growth = after_second - after_first;
     eprintln!("identical copy of {size} bytes grew packs by {growth} bytes");
     assert!(

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -73,6 +73,8 @@ pub struct PackStore {
     dirty: AtomicBool,
     readers: Cache<PackId, Arc<SealedFile>>,
     indexes: Cache<PackId, Arc<SealedIndex>>,
+    index_hits: AtomicU64,
+    index_misses: AtomicU64,
     reserve_bytes: u64,
 }
 
@@ -187,6 +189,8 @@ impl PackStore {
                 .weigher(|_, v: &Arc<SealedIndex>| v.weight())
                 .max_capacity(INDEX_CACHE_BYTES)
                 .build(),
+            index_hits: AtomicU64::new(0),
+            index_misses: AtomicU64::new(0),
             reserve_bytes: reserve_for(dir),
         };
         Ok((store, report))
@@ -405,6 +409,14 @@ impl PackStore {
         Ok(())
     }
 
+    /// Lookups in sealed-pack indexes so far: (answered from memory, read from disk).
+    pub fn index_cache_counts(&self) -> (u64, u64) {
+        (
+            self.index_hits.load(Ordering::Relaxed),
+            self.index_misses.load(Ordering::Relaxed),
+        )
+    }
+
     /// Whether the pack holds a readable record of `hash` (used by recovery).
     pub fn contains(&self, pack_id: PackId, hash: &ChunkHash) -> bool {
         self.locate(pack_id, hash).is_ok()
@@ -448,8 +460,10 @@ impl PackStore {
 
     fn sealed_index(&self, id: PackId, file: &File) -> Result<Arc<SealedIndex>, PackError> {
         if let Some(i) = self.indexes.get(&id) {
+            self.index_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(i);
         }
+        self.index_misses.fetch_add(1, Ordering::Relaxed);
         let len = file.metadata().map_err(|e| io(id, 0, e))?.len();
         let index = match pack::read_sealed_index(file, id, len)? {
             Some(i) => i,

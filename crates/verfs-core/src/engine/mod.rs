@@ -15,13 +15,31 @@ use moka::sync::Cache;
 use crate::data::{PackStore, UltraCdc};
 use crate::error::{FsError, FsResult};
 use crate::meta::{Inode, Reader, Store};
-use crate::types::{ChunkHash, Ino, Timestamp};
+use crate::types::{ChunkHash, Ino, PackId, Timestamp};
 pub use pending::{Pending, PendingOp};
 pub use read::WindowSlot;
 pub use stats::Stats;
 
 /// How many times `inode_with_pending` retries when a batch commits while it reads.
 const READ_RETRIES: usize = 64;
+
+/// Known chunks kept for dedup lookups (about 100 bytes each, so at most ~25 MiB; at
+/// the 64 KiB mean chunk this covers the last ~16 GiB of distinct data).
+const KNOWN_CHUNK_ENTRIES: u64 = 256 * 1024;
+
+/// Where a stored chunk is and how it is stored: the part of its chunk record that
+/// never changes once the chunk is in a pack. Enough to recreate the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkPlace {
+    /// The pack holding it.
+    pub pack_id: PackId,
+    /// Payload bytes in the pack.
+    pub stored_len: u32,
+    /// Plain length.
+    pub plain_len: u32,
+    /// Codec byte of the payload.
+    pub codec: u8,
+}
 
 /// Metadata, packs and caches of one mounted filesystem.
 pub struct Engine {
@@ -38,6 +56,9 @@ pub struct Engine {
     /// Counters for `stats`.
     pub stats: Stats,
     chunk_cache: Option<Cache<ChunkHash, Bytes>>,
+    /// Chunks known to be stored, so dedup skips the `C hash` lookup for them. Anything
+    /// that removes a chunk from the packs (pack rewrite in GC) must evict it here.
+    known_chunks: Cache<ChunkHash, ChunkPlace>,
     max_extent_len: u64,
 }
 
@@ -65,8 +86,22 @@ impl Engine {
             pending: Pending::default(),
             stats: Stats::default(),
             chunk_cache,
+            known_chunks: Cache::new(KNOWN_CHUNK_ENTRIES),
             max_extent_len: max_extent_len.max(chunker.max_size() as u64),
         }
+    }
+
+    /// Where a chunk is stored, if the dedup cache knows it (counted in the stats).
+    pub fn known_chunk(&self, hash: &ChunkHash) -> Option<ChunkPlace> {
+        let hit = self.known_chunks.get(hash);
+        self.stats.dedup_cache(hit.is_some());
+        hit
+    }
+
+    /// Remembers that a chunk is stored at `place` (it is in a pack: appended by this
+    /// daemon, or named by a committed chunk record).
+    pub fn remember_chunk(&self, hash: ChunkHash, place: ChunkPlace) {
+        self.known_chunks.insert(hash, place);
     }
 
     /// How far back from an offset the extent covering it may start: the largest chunk

@@ -15,6 +15,8 @@ pub struct Stats {
     dedup_misses: AtomicU64,
     chunk_cache_hits: AtomicU64,
     chunk_cache_misses: AtomicU64,
+    dedup_cache_hits: AtomicU64,
+    dedup_cache_misses: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -36,6 +38,18 @@ pub struct StatsSnapshot {
     pub chunk_cache_hits: u64,
     /// Chunk reads that went to a pack.
     pub chunk_cache_misses: u64,
+    /// Dedup lookups answered by the cache of known chunks.
+    #[serde(default)]
+    pub dedup_cache_hits: u64,
+    /// Dedup lookups that had to read the chunk record.
+    #[serde(default)]
+    pub dedup_cache_misses: u64,
+    /// Pack index lookups answered from memory.
+    #[serde(default)]
+    pub pack_index_hits: u64,
+    /// Pack index lookups that had to read a pack's index from disk.
+    #[serde(default)]
+    pub pack_index_misses: u64,
 }
 
 impl Stats {
@@ -65,7 +79,16 @@ impl Stats {
     pub fn chunk_cache_miss(&self) {
         self.chunk_cache_misses.fetch_add(1, Relaxed);
     }
-    /// Copies the counters.
+    /// Counts a dedup lookup in the known-chunk cache.
+    pub fn dedup_cache(&self, hit: bool) {
+        if hit {
+            self.dedup_cache_hits.fetch_add(1, Relaxed);
+        } else {
+            self.dedup_cache_misses.fetch_add(1, Relaxed);
+        }
+    }
+    /// Copies the counters (pack index counters are kept by the pack store and filled
+    /// in by the caller).
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
             bytes_read: self.bytes_read.load(Relaxed),
@@ -76,6 +99,10 @@ impl Stats {
             dedup_misses: self.dedup_misses.load(Relaxed),
             chunk_cache_hits: self.chunk_cache_hits.load(Relaxed),
             chunk_cache_misses: self.chunk_cache_misses.load(Relaxed),
+            dedup_cache_hits: self.dedup_cache_hits.load(Relaxed),
+            dedup_cache_misses: self.dedup_cache_misses.load(Relaxed),
+            pack_index_hits: 0,
+            pack_index_misses: 0,
         }
     }
 }

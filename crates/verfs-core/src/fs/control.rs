@@ -44,11 +44,17 @@ impl Fs {
         (r.pack_count, r.pack_bytes) = self.engine.packs.usage();
         r.dedup_ratio = ratio(r.logical_bytes, r.unique_bytes);
         r.compression_ratio = ratio(r.unique_bytes, r.stored_chunk_bytes);
-        let a = self.engine.stats.snapshot();
+        let mut a = self.engine.stats.snapshot();
+        (a.pack_index_hits, a.pack_index_misses) = self.engine.packs.index_cache_counts();
         r.chunk_cache_hit_rate = ratio(
             a.chunk_cache_hits,
             a.chunk_cache_hits + a.chunk_cache_misses,
         );
+        r.dedup_cache_hit_rate = ratio(
+            a.dedup_cache_hits,
+            a.dedup_cache_hits + a.dedup_cache_misses,
+        );
+        r.pack_index_hit_rate = ratio(a.pack_index_hits, a.pack_index_hits + a.pack_index_misses);
         r.mean_batch_blocks = ratio(a.batch_blocks, a.batches);
         r.activity = a;
         Ok(r)

@@ -7,23 +7,14 @@ use std::collections::HashMap;
 use rayon::prelude::*;
 
 use crate::data::compress;
-use crate::engine::Engine;
+use crate::engine::{ChunkPlace, Engine};
 use crate::error::{FsError, FsResult};
 use crate::meta::{ChunkRecord, Extent, Reader, WriteTxn, CHUNK_FLAG_LOST};
-use crate::types::{ChunkHash, Ino, PackId};
+use crate::types::{ChunkHash, Ino};
 
-/// Where a chunk stored during this batch went; kept across transaction retries so a
-/// retry never appends the same chunk twice.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct StoredChunk {
-    pack_id: PackId,
-    stored_len: u32,
-    plain_len: u32,
-    codec: u8,
-}
-
-/// Chunks appended during one batch.
-pub(crate) type Memo = HashMap<ChunkHash, StoredChunk>;
+/// Chunks appended during one batch and where they went; kept across transaction
+/// retries so a retry never appends the same chunk twice.
+pub(crate) type Memo = HashMap<ChunkHash, ChunkPlace>;
 
 /// New contents for whole chunks of one file: `(offset, bytes)` in offset order.
 pub(crate) type ChunkSpans = Vec<(u64, Bytes)>;
@@ -55,7 +46,7 @@ pub(crate) fn put_spans(
         match hash {
             None => delta -= remove_extent(txn, ino, off)? as i64,
             Some(hash) => {
-                add_ref(txn, &hash, memo)?;
+                add_ref(engine, txn, &hash, memo)?;
                 let e = Extent {
                     offset: off,
                     hash,
@@ -90,7 +81,8 @@ pub(crate) fn add_blocks(inode: &mut crate::meta::Inode, delta: i64) {
     inode.blocks = inode.blocks.saturating_add_signed(delta);
 }
 
-/// Stores every chunk of `hashed` that is neither in the memo nor (intact) in metadata.
+/// Stores every chunk of `hashed` that is not known to be stored: not in the memo, not
+/// in the engine's known-chunk cache, and not (intact) in metadata.
 fn store_missing(
     engine: &Engine,
     txn: &WriteTxn,
@@ -105,8 +97,15 @@ fn store_missing(
             engine.stats.dedup_hit();
             continue;
         }
+        if engine.known_chunk(hash).is_some() {
+            engine.stats.dedup_hit();
+            continue;
+        }
         match txn.chunk(hash)? {
-            Some(c) if c.flags & CHUNK_FLAG_LOST == 0 => engine.stats.dedup_hit(),
+            Some(c) if c.flags & CHUNK_FLAG_LOST == 0 => {
+                engine.stats.dedup_hit();
+                engine.remember_chunk(*hash, place_of(&c));
+            }
             _ => {
                 engine.stats.dedup_miss();
                 todo.push((*hash, bytes));
@@ -120,24 +119,39 @@ fn store_missing(
         .collect();
     for (hash, plain_len, stored) in compressed {
         let pack_id = engine.packs.append(hash, plain_len, &stored)?;
-        memo.insert(
-            hash,
-            StoredChunk {
-                pack_id,
-                stored_len: stored.bytes.len() as u32,
-                plain_len,
-                codec: stored.codec.to_byte(),
-            },
-        );
+        let place = ChunkPlace {
+            pack_id,
+            stored_len: stored.bytes.len() as u32,
+            plain_len,
+            codec: stored.codec.to_byte(),
+        };
+        memo.insert(hash, place);
+        // The chunk is in the pack whether or not this transaction commits, so later
+        // batches may reference it (add_ref recreates a record from the place).
+        engine.remember_chunk(hash, place);
     }
     Ok(())
 }
 
+fn place_of(c: &ChunkRecord) -> ChunkPlace {
+    ChunkPlace {
+        pack_id: c.pack_id,
+        stored_len: c.stored_len,
+        plain_len: c.plain_len,
+        codec: c.codec,
+    }
+}
+
 /// Adds one extent-version reference to `hash`, creating or repairing its record from
-/// the memo when needed.
-fn add_ref(txn: &mut WriteTxn, hash: &ChunkHash, memo: &Memo) -> FsResult<()> {
+/// the memo or the known-chunk cache when needed.
+fn add_ref(engine: &Engine, txn: &mut WriteTxn, hash: &ChunkHash, memo: &Memo) -> FsResult<()> {
     let prev = txn.chunk(hash)?;
-    let fresh = memo.get(hash);
+    let intact = prev.is_some_and(|c| c.flags & CHUNK_FLAG_LOST == 0);
+    let fresh = if intact {
+        None
+    } else {
+        memo.get(hash).copied().or_else(|| engine.known_chunk(hash))
+    };
     let next = match (prev, fresh) {
         (Some(c), _) if c.flags & CHUNK_FLAG_LOST == 0 => ChunkRecord {
             refcount: c.refcount + 1,
@@ -164,8 +178,8 @@ fn add_ref(txn: &mut WriteTxn, hash: &ChunkHash, memo: &Memo) -> FsResult<()> {
 /// Adds a reference to a chunk that already has a record (a cloned extent).
 ///
 /// Fails with `Corrupt` if the chunk has no record.
-pub(crate) fn add_ref_shared(txn: &mut WriteTxn, hash: &ChunkHash) -> FsResult<()> {
-    add_ref(txn, hash, &Memo::new())
+pub(crate) fn add_ref_shared(engine: &Engine, txn: &mut WriteTxn, hash: &ChunkHash) -> FsResult<()> {
+    add_ref(engine, txn, hash, &Memo::new())
 }
 
 /// Drops one extent-version reference to `hash`; at zero the `Z` index marks it for GC.

@@ -61,6 +61,18 @@ fn print_human(s: &StatsReport) {
         a.chunk_cache_hits + a.chunk_cache_misses
     );
     println!(
+        "dedup cache          {:.1}% hits ({} / {})",
+        s.dedup_cache_hit_rate * 100.0,
+        a.dedup_cache_hits,
+        a.dedup_cache_hits + a.dedup_cache_misses
+    );
+    println!(
+        "pack index cache     {:.1}% hits ({} / {})",
+        s.pack_index_hit_rate * 100.0,
+        a.pack_index_hits,
+        a.pack_index_hits + a.pack_index_misses
+    );
+    println!(
         "batches              {} (mean {:.1} blocks)",
         a.batches, s.mean_batch_blocks
     );
