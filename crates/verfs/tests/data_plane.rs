@@ -14,6 +14,12 @@ fn stat_u64(v: &serde_json::Value, path: &[&str]) -> u64 {
         .unwrap_or_else(|| panic!("stats field {path:?} missing in {v}"))
 }
 
+/// Copies and fsyncs the copy: writes are answered before they commit, so space figures
+/// are only final once a sync barrier has passed.
+fn copy_synced(src: &str, dst: &str) {
+    sh_ok(&format!("cp {src} {dst} && sync {dst}"));
+}
+
 fn pack_bytes(fs: &TestFs) -> u64 {
     stat_u64(&fs.stats(), &["pack_bytes"])
 }
@@ -29,11 +35,11 @@ fn dedup_and_compression_gate() {
     let shifted = fs.t("shifted.bin");
     sh_ok(&format!("(printf 'X'; cat {src}) > {shifted}"));
 
-    sh_ok(&format!("cp {src} {}", fs.m("a.bin")));
+    copy_synced(&src, &fs.m("a.bin"));
     let after_first = pack_bytes(&fs);
     let hits_before = stat_u64(&fs.stats(), &["activity", "dedup_hits"]);
     let cached_before = stat_u64(&fs.stats(), &["activity", "dedup_cache_hits"]);
-    sh_ok(&format!("cp {src} {}", fs.m("b.bin")));
+    copy_synced(&src, &fs.m("b.bin"));
     let after_second = pack_bytes(&fs);
     let hits_after = stat_u64(&fs.stats(), &["activity", "dedup_hits"]);
     let cached_after = stat_u64(&fs.stats(), &["activity", "dedup_cache_hits"]);
@@ -53,7 +59,7 @@ fn dedup_and_compression_gate() {
         "no dedup hits counted for the second copy"
     );
 
-    sh_ok(&format!("cp {shifted} {}", fs.m("c.bin")));
+    copy_synced(&shifted, &fs.m("c.bin"));
     let growth = pack_bytes(&fs) - after_second;
     eprintln!("one-byte-shifted copy of {size} bytes grew packs by {growth} bytes");
     assert!(
@@ -73,7 +79,7 @@ fn dedup_and_compression_gate() {
         "need more sample text, got {text_size} bytes"
     );
     let before_text = pack_bytes(&fs);
-    sh_ok(&format!("cp {text} {}", fs.m("text.txt")));
+    copy_synced(&text, &fs.m("text.txt"));
     let stored = pack_bytes(&fs) - before_text;
     eprintln!("{text_size} bytes of text stored in {stored} bytes");
     assert!(
@@ -139,7 +145,7 @@ fn small_overwrites_rewrite_only_a_few_chunks() {
     let src = fs.t("base.bin");
     write_random(&src, 32 << 20, 11);
     let f = fs.m("f.bin");
-    sh_ok(&format!("cp {src} {f}"));
+    copy_synced(&src, &f);
     let misses = |fs: &TestFs| stat_u64(&fs.stats(), &["activity", "dedup_misses"]);
     let before = misses(&fs);
     let patch = fs.t("patch.bin");

@@ -174,7 +174,13 @@ fn copy_file_range_copies_bytes_and_shares_chunks() {
     fs.start();
     let size = 24 << 20;
     write_random(&fs.t("src"), size, 21);
-    sh_ok(&format!("cp {} {}", fs.t("src"), fs.m("a")));
+    // Synced: writes are answered before they commit, and pack_bytes counts commits.
+    sh_ok(&format!(
+        "cp {} {} && sync {}",
+        fs.t("src"),
+        fs.m("a"),
+        fs.m("a")
+    ));
     let packs_before: u64 = fs.stats()["pack_bytes"].as_u64().expect("pack_bytes");
     let out = std::fs::File::create(fs.m("b")).expect("create b");
     let input = std::fs::File::open(fs.m("a")).expect("open a");

@@ -57,10 +57,36 @@ fn looks_compressible(plain: &[u8]) -> bool {
     }
     let mid = plain.len() / 2;
     let sample = &plain[mid - SAMPLE / 2..mid + SAMPLE / 2];
-    match zstd::bulk::compress(sample, 1) {
-        Ok(c) => c.len() < SAMPLE * 31 / 32,
-        Err(_) => true,
+    match with_compressor(1, |c| c.compress(sample)) {
+        Some(Ok(c)) => c.len() < SAMPLE * 31 / 32,
+        _ => true,
     }
+}
+
+thread_local! {
+    /// One zstd context per thread and level: creating a context per chunk (what
+    /// `zstd::bulk::compress` does) zero-fills and page-faults in its tables, which
+    /// was a tenth of the CPU when writing text.
+    static COMPRESSORS: std::cell::RefCell<Vec<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's compressor for `level`; `None` if one cannot be made.
+fn with_compressor<T>(
+    level: i32,
+    f: impl FnOnce(&mut zstd::bulk::Compressor<'static>) -> T,
+) -> Option<T> {
+    COMPRESSORS.with(|cell| {
+        let mut list = cell.try_borrow_mut().ok()?;
+        let i = match list.iter().position(|(l, _)| *l == level) {
+            Some(i) => i,
+            None => {
+                list.push((level, zstd::bulk::Compressor::new(level).ok()?));
+                list.len() - 1
+            }
+        };
+        Some(f(&mut list[i].1))
+    })
 }
 
 /// Compresses `plain` at `level`, keeping it raw when zstd does not make it smaller (or a
@@ -72,8 +98,8 @@ pub fn compress(plain: &Bytes, level: i32) -> Stored {
             bytes: plain.clone(),
         };
     }
-    match zstd::bulk::compress(plain, level) {
-        Ok(c) if c.len() < plain.len() => Stored {
+    match with_compressor(level, |c| c.compress(plain)) {
+        Some(Ok(c)) if c.len() < plain.len() => Stored {
             codec: Codec::Zstd,
             bytes: Bytes::from(c),
         },

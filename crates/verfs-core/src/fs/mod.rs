@@ -102,7 +102,7 @@ pub const NAME_MAX: usize = 255;
 /// A mounted VerFSNext filesystem.
 pub struct Fs {
     engine: Arc<Engine>,
-    batcher: Batcher,
+    batcher: Arc<Batcher>,
     sync: SyncService,
     handles: Handles,
     next_ino: AtomicU64,

@@ -100,7 +100,8 @@ pub(super) fn open(cfg: &Config) -> Result<Fs, OpenError> {
         let what = what.to_string();
         move |e: std::io::Error| startup(&what)(FsError::from_io("spawn", &e))
     };
-    let batcher = Batcher::start(engine.clone(), limits).map_err(io_err("start batcher"))?;
+    let batcher =
+        Arc::new(Batcher::start(engine.clone(), limits).map_err(io_err("start batcher"))?);
     let sync = SyncService::start(engine.clone(), Duration::from_millis(cfg.sync_interval_ms))
         .map_err(io_err("start sync service"))?;
     Ok(Fs {

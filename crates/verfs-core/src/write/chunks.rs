@@ -89,7 +89,7 @@ fn store_missing(
     hashed: &[(u64, Option<ChunkHash>, Bytes)],
     memo: &mut Memo,
 ) -> FsResult<()> {
-    let mut todo: Vec<(ChunkHash, &Bytes)> = Vec::new();
+    let mut todo: Vec<(ChunkHash, Bytes)> = Vec::new();
     let mut queued = std::collections::HashSet::new();
     for (_, hash, bytes) in hashed {
         let Some(hash) = hash else { continue };
@@ -108,29 +108,62 @@ fn store_missing(
             }
             _ => {
                 engine.stats.dedup_miss();
-                todo.push((*hash, bytes));
+                todo.push((*hash, bytes.clone()));
             }
         }
     }
-    let level = engine.zstd_level;
-    let compressed: Vec<_> = todo
-        .par_iter()
-        .map(|(h, b)| (*h, b.len() as u32, compress::compress(b, level)))
-        .collect();
-    for (hash, plain_len, stored) in compressed {
-        let pack_id = engine.packs.append(hash, plain_len, &stored)?;
-        let place = ChunkPlace {
-            pack_id,
-            stored_len: stored.bytes.len() as u32,
-            plain_len,
-            codec: stored.codec.to_byte(),
-        };
-        memo.insert(hash, place);
-        // The chunk is in the pack whether or not this transaction commits, so later
-        // batches may reference it (add_ref recreates a record from the place).
-        engine.remember_chunk(hash, place);
+    let mut appended = Ok(());
+    for_each_compressed(todo, engine.zstd_level, |hash, plain_len, stored| {
+        if appended.is_err() {
+            return;
+        }
+        match engine.packs.append(hash, plain_len, &stored) {
+            Ok(pack_id) => {
+                let place = ChunkPlace {
+                    pack_id,
+                    stored_len: stored.bytes.len() as u32,
+                    plain_len,
+                    codec: stored.codec.to_byte(),
+                };
+                memo.insert(hash, place);
+                // The chunk is in the pack whether or not this transaction commits, so
+                // later batches may reference it (add_ref recreates a record from it).
+                engine.remember_chunk(hash, place);
+            }
+            Err(e) => appended = Err(FsError::from(e)),
+        }
+    });
+    appended
+}
+
+/// Compresses `todo` on the rayon pool and hands each result to `sink` on this thread
+/// as soon as it is ready, so appending to the pack overlaps compressing the rest and
+/// only the chunks in flight are held compressed. A single chunk is compressed here:
+/// a hand-off to the pool would cost more than it saves.
+fn for_each_compressed(
+    todo: Vec<(ChunkHash, Bytes)>,
+    level: i32,
+    mut sink: impl FnMut(ChunkHash, u32, compress::Stored),
+) {
+    if todo.len() == 1 {
+        for (hash, bytes) in todo {
+            sink(hash, bytes.len() as u32, compress::compress(&bytes, level));
+        }
+        return;
     }
-    Ok(())
+    let (tx, rx) = std::sync::mpsc::channel();
+    for (hash, bytes) in todo {
+        let tx = tx.clone();
+        rayon::spawn(move || {
+            let stored = compress::compress(&bytes, level);
+            // The receiver outlives every sender (it drains until all are dropped).
+            let _ = tx.send((hash, bytes.len() as u32, stored));
+        });
+    }
+    drop(tx);
+    for (hash, plain_len, stored) in rx {
+        sink(hash, plain_len, stored);
+    }
 }
 
 fn place_of(c: &ChunkRecord) -> ChunkPlace {
@@ -178,7 +211,11 @@ fn add_ref(engine: &Engine, txn: &mut WriteTxn, hash: &ChunkHash, memo: &Memo) -
 /// Adds a reference to a chunk that already has a record (a cloned extent).
 ///
 /// Fails with `Corrupt` if the chunk has no record.
-pub(crate) fn add_ref_shared(engine: &Engine, txn: &mut WriteTxn, hash: &ChunkHash) -> FsResult<()> {
+pub(crate) fn add_ref_shared(
+    engine: &Engine,
+    txn: &mut WriteTxn,
+    hash: &ChunkHash,
+) -> FsResult<()> {
     add_ref(engine, txn, hash, &Memo::new())
 }
 

@@ -1,7 +1,9 @@
 //! The write batcher: group commit of file data changes.
 //!
 //! A FUSE `write` (or a size change, or an `fsync`) becomes a message with a completion
-//! callback; the FUSE thread returns at once. One batcher thread takes whatever is queued
+//! callback; the FUSE thread returns at once. Writes are answered when queued (see
+//! `flow`: bounded bytes in flight, commit errors reported by the next write, fsync or
+//! close); the other messages are answered when committed. One batcher thread takes whatever is queued
 //! — up to `batch_max_blocks`, `batch_max_memory_mb`, or `batch_max_delay_ms` after the
 //! first message — applies it in one metadata transaction and then calls the completions.
 //! Because the batch closes as soon as the queue is empty (the apply stage is idle), no
@@ -11,6 +13,7 @@
 mod apply;
 mod chunks;
 mod clone;
+mod flow;
 mod region;
 mod tails;
 
@@ -83,6 +86,7 @@ pub(crate) enum Msg {
 /// The handle FUSE threads use to queue data changes.
 pub struct Batcher {
     engine: Arc<Engine>,
+    flow: Arc<flow::Flow>,
     tx: Sender<Msg>,
     stopped: AtomicBool,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -100,34 +104,63 @@ impl Batcher {
             .spawn(move || run(&e, &rx, limits))?;
         Ok(Batcher {
             engine,
+            // One batch being applied while the next one fills.
+            flow: Arc::new(flow::Flow::new(2 * limits.max_bytes.max(1 << 20))),
             tx,
             stopped: AtomicBool::new(false),
             thread: Mutex::new(Some(thread)),
         })
     }
 
-    /// Queues a write of `data` at `offset`; `done` gets the byte count once committed.
+    /// Queues a write of `data` at `offset` and answers `done` with the byte count at
+    /// once: readers see it through the overlay, and a commit failure is reported by the
+    /// file's next write, fsync or flush ([`Batcher::take_error`]). Blocks while too
+    /// many bytes wait for a commit.
     pub fn write(&self, ino: Ino, offset: u64, data: &[u8], done: Done<u32>) {
         if self.stopped.load(Ordering::Acquire) {
             return done(Err(FsError::ShuttingDown));
         }
+        if let Some(e) = self.flow.take_error(ino) {
+            return done(Err(e));
+        }
+        let len = data.len() as u64;
+        self.flow
+            .admit(len, || self.stopped.load(Ordering::Acquire));
+        let flow = self.flow.clone();
+        let settle: Done<u32> = Box::new(move |res| {
+            flow.release(len);
+            if let Err(e) = res {
+                flow.record_error(ino, e);
+            }
+        });
         let data: Arc<[u8]> = Arc::from(data);
         let op = PendingOp::Write {
             offset,
             data: data.clone(),
         };
-        self.engine.pending.record(ino, op, |seq| {
+        let sent = self.engine.pending.record(ino, op, |seq| {
             let msg = Msg::Write {
                 ino,
                 seq,
                 offset,
                 data,
-                done,
+                done: settle,
             };
-            if let Err(mpsc::SendError(msg)) = self.tx.send(msg) {
-                fail(msg, FsError::ShuttingDown);
-            }
+            self.tx.send(msg).map_err(|mpsc::SendError(msg)| msg)
         });
+        match sent {
+            Ok(()) => done(Ok(len as u32)),
+            Err(msg) => {
+                fail(msg, FsError::ShuttingDown);
+                done(Err(FsError::ShuttingDown));
+            }
+        }
+    }
+
+    /// The commit failure of `ino`'s earlier writes not yet reported, if any; reporting
+    /// it clears it.
+    pub fn take_error(&self, ino: Ino) -> Option<FsError> {
+        self.flow.take_error(ino)
     }
 
     /// Queues a size change (truncate or extend) plus attribute edits made in the same

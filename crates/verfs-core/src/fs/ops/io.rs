@@ -77,12 +77,17 @@ impl Fs {
         }
     }
 
-    /// Called at every `close(2)` of a descriptor; writes are already committed when
-    /// acknowledged, so there is nothing to wait for.
+    /// Called at every `close(2)` of a descriptor: reports a failed commit of earlier
+    /// writes to the file, as Linux reports write-back errors at close. It does not wait
+    /// for writes still queued (they are visible to every reader already).
     ///
-    /// Fails with `BadHandle` for an unknown handle.
-    pub fn flush(&self, _ino: Ino, fh: FileHandle) -> FsResult<()> {
-        self.handles.file(fh).map(|_| ())
+    /// Fails with `BadHandle` for an unknown handle, or with the deferred write error.
+    pub fn flush(&self, ino: Ino, fh: FileHandle) -> FsResult<()> {
+        self.handles.file(fh)?;
+        match self.batcher.take_error(ino) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Forgets a handle; the last close of an unlinked file frees it.
@@ -157,7 +162,12 @@ impl Fs {
 
     /// Makes everything written so far durable; `done` runs after packs and metadata
     /// are synced. Concurrent fsyncs share one sync.
-    pub fn fsync(&self, _ino: Ino, done: Done<()>) {
-        self.batcher.sync(done);
+    /// A commit failure of the file's earlier writes is reported here if no write or
+    /// close reported it yet.
+    pub fn fsync(&self, ino: Ino, done: Done<()>) {
+        let batcher = self.batcher.clone();
+        self.batcher.sync(Box::new(move |res| {
+            done(res.and_then(|()| batcher.take_error(ino).map_or(Ok(()), Err)))
+        }));
     }
 }
