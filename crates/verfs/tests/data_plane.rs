@@ -86,6 +86,17 @@ fn dedup_and_compression_gate() {
         stored * 100 < text_size * 35,
         "text stored {stored} of {text_size} bytes"
     );
+    // Text shifted by one byte: content-defined cuts must resynchronise on text too.
+    let shifted_text = fs.t("shifted.txt");
+    sh_ok(&format!("(printf 'Y'; cat {text}) > {shifted_text}"));
+    let before_shifted = pack_bytes(&fs);
+    copy_synced(&shifted_text, &fs.m("shifted.txt"));
+    let growth = pack_bytes(&fs) - before_shifted;
+    eprintln!("one-byte-shifted text of {text_size} bytes grew packs by {growth} bytes");
+    assert!(
+        growth * 100 < text_size,
+        "one-byte-shifted text grew packs by {growth} bytes"
+    );
 
     let check = |fs: &TestFs| {
         for (copy, orig) in [
@@ -93,6 +104,7 @@ fn dedup_and_compression_gate() {
             ("b.bin", &src),
             ("c.bin", &shifted),
             ("text.txt", &text),
+            ("shifted.txt", &shifted_text),
         ] {
             assert_eq!(sha256(&fs.m(copy)), sha256(orig), "{copy} differs");
         }
