@@ -284,3 +284,43 @@ fn setid_bits_and_sgid_directories() {
     fs.stop();
     fs.assert_no_panic();
 }
+
+/// Writes are answered before they commit; times set right after them (tar, rsync -t,
+/// cp -p) must not be overwritten when the data commits, and reads must already see
+/// the data.
+#[test]
+fn times_set_right_after_writes_stick_and_data_reads_back() {
+    let mut fs = TestFs::new();
+    fs.start();
+    let src = fs.t("src.bin");
+    write_random(&src, 48 << 20, 31);
+    let f = fs.m("f.bin");
+    sh_ok(&format!(
+        "dd if={src} of={f} bs=1M status=none && touch -m -d @1000000000 {f} && \
+         touch -a -d @1100000000 {f}"
+    ));
+    let times = |fs: &TestFs| sh_ok(&format!("stat -c '%X %Y %s' {}", fs.m("f.bin")));
+    assert_eq!(
+        times(&fs).trim(),
+        format!("1100000000 1000000000 {}", 48 << 20)
+    );
+    sh_ok(&format!("sync {f}"));
+    assert_eq!(
+        times(&fs).trim(),
+        format!("1100000000 1000000000 {}", 48 << 20)
+    );
+    fs.stop();
+    fs.start();
+    assert_eq!(
+        times(&fs).trim(),
+        format!("1100000000 1000000000 {}", 48 << 20)
+    );
+    // Reading updates atime (relatime: it is older than ctime), never mtime.
+    assert_eq!(sha256(&fs.m("f.bin")), sha256(&src));
+    let after_read = times(&fs);
+    assert!(after_read
+        .trim()
+        .ends_with(&format!(" 1000000000 {}", 48 << 20)));
+    fs.stop();
+    fs.assert_no_panic();
+}

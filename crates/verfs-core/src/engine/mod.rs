@@ -98,6 +98,11 @@ impl Engine {
         hit
     }
 
+    /// Whether the dedup cache knows `hash` (a peek: not counted in the stats).
+    pub fn is_known_chunk(&self, hash: &ChunkHash) -> bool {
+        self.known_chunks.contains_key(hash)
+    }
+
     /// Remembers that a chunk is stored at `place` (it is in a pack: appended by this
     /// daemon, or named by a committed chunk record).
     pub fn remember_chunk(&self, hash: ChunkHash, place: ChunkPlace) {

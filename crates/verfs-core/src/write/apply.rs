@@ -85,6 +85,7 @@ fn group(groups: &mut Vec<InodeOps>, ino: Ino) -> &mut InodeOps {
 pub(crate) fn apply_batch(engine: &Engine, batch: Batch, tails: &mut Tails, flush_all: bool) {
     let mut groups: Vec<InodeOps> = Vec::new();
     let mut syncs: Vec<Done<()>> = Vec::new();
+    let mut barriers: Vec<Done<()>> = Vec::new();
     let mut flush_all = flush_all || batch.stop || batch.clone.is_some();
     for m in batch.msgs {
         match m {
@@ -126,6 +127,7 @@ pub(crate) fn apply_batch(engine: &Engine, batch: Batch, tails: &mut Tails, flus
                 extend,
                 done,
             }),
+            Msg::Barrier { done } => barriers.push(done),
             Msg::Sync { done } => {
                 flush_all = true;
                 syncs.push(done);
@@ -152,6 +154,9 @@ pub(crate) fn apply_batch(engine: &Engine, batch: Batch, tails: &mut Tails, flus
             .write(|txn| super::clone::clone_range(engine, txn, &req, &mut memo));
         engine.pending.committed(&[], Vec::new());
         done(res.map(|n| n as u32));
+    }
+    for done in barriers {
+        done(Ok(()));
     }
     if !syncs.is_empty() {
         let res = engine.sync_durable();

@@ -2,19 +2,16 @@
 //! keep chunk refcounts exact (refcounts count extent versions).
 
 use bytes::Bytes;
-use std::collections::HashMap;
 
 use rayon::prelude::*;
 
-use crate::data::compress;
 use crate::engine::{ChunkPlace, Engine};
 use crate::error::{FsError, FsResult};
 use crate::meta::{ChunkRecord, Extent, Reader, WriteTxn, CHUNK_FLAG_LOST};
 use crate::types::{ChunkHash, Ino};
 
-/// Chunks appended during one batch and where they went; kept across transaction
-/// retries so a retry never appends the same chunk twice.
-pub(crate) type Memo = HashMap<ChunkHash, ChunkPlace>;
+use super::memo::is_zero;
+pub(crate) use super::memo::Memo;
 
 /// New contents for whole chunks of one file: `(offset, bytes)` in offset order.
 pub(crate) type ChunkSpans = Vec<(u64, Bytes)>;
@@ -93,7 +90,7 @@ fn store_missing(
     let mut queued = std::collections::HashSet::new();
     for (_, hash, bytes) in hashed {
         let Some(hash) = hash else { continue };
-        if memo.contains_key(hash) || !queued.insert(*hash) {
+        if memo.placed(hash).is_some() || !queued.insert(*hash) {
             engine.stats.dedup_hit();
             continue;
         }
@@ -113,7 +110,7 @@ fn store_missing(
         }
     }
     let mut appended = Ok(());
-    for_each_compressed(todo, engine.zstd_level, |hash, plain_len, stored| {
+    memo.compress_all(todo, engine.zstd_level, |memo, hash, plain_len, stored| {
         if appended.is_err() {
             return;
         }
@@ -125,7 +122,7 @@ fn store_missing(
                     plain_len,
                     codec: stored.codec.to_byte(),
                 };
-                memo.insert(hash, place);
+                memo.place(hash, place);
                 // The chunk is in the pack whether or not this transaction commits, so
                 // later batches may reference it (add_ref recreates a record from it).
                 engine.remember_chunk(hash, place);
@@ -134,36 +131,6 @@ fn store_missing(
         }
     });
     appended
-}
-
-/// Compresses `todo` on the rayon pool and hands each result to `sink` on this thread
-/// as soon as it is ready, so appending to the pack overlaps compressing the rest and
-/// only the chunks in flight are held compressed. A single chunk is compressed here:
-/// a hand-off to the pool would cost more than it saves.
-fn for_each_compressed(
-    todo: Vec<(ChunkHash, Bytes)>,
-    level: i32,
-    mut sink: impl FnMut(ChunkHash, u32, compress::Stored),
-) {
-    if todo.len() == 1 {
-        for (hash, bytes) in todo {
-            sink(hash, bytes.len() as u32, compress::compress(&bytes, level));
-        }
-        return;
-    }
-    let (tx, rx) = std::sync::mpsc::channel();
-    for (hash, bytes) in todo {
-        let tx = tx.clone();
-        rayon::spawn(move || {
-            let stored = compress::compress(&bytes, level);
-            // The receiver outlives every sender (it drains until all are dropped).
-            let _ = tx.send((hash, bytes.len() as u32, stored));
-        });
-    }
-    drop(tx);
-    for (hash, plain_len, stored) in rx {
-        sink(hash, plain_len, stored);
-    }
 }
 
 fn place_of(c: &ChunkRecord) -> ChunkPlace {
@@ -183,7 +150,7 @@ fn add_ref(engine: &Engine, txn: &mut WriteTxn, hash: &ChunkHash, memo: &Memo) -
     let fresh = if intact {
         None
     } else {
-        memo.get(hash).copied().or_else(|| engine.known_chunk(hash))
+        memo.placed(hash).or_else(|| engine.known_chunk(hash))
     };
     let next = match (prev, fresh) {
         (Some(c), _) if c.flags & CHUNK_FLAG_LOST == 0 => ChunkRecord {
@@ -231,31 +198,4 @@ pub(crate) fn drop_ref(txn: &mut WriteTxn, hash: &ChunkHash) -> FsResult<()> {
     };
     txn.put_chunk(hash, &next, Some(&prev))?;
     Ok(())
-}
-
-fn is_zero(b: &[u8]) -> bool {
-    // Eight bytes at a time keeps the zero test off the profile for large chunks.
-    let words = b.chunks_exact(8);
-    let tail = words.remainder();
-    words
-        .map(|c| u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-        .all(|w| w == 0)
-        && tail.iter().all(|&x| x == 0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn zero_detection() {
-        assert!(is_zero(&[]));
-        assert!(is_zero(&[0; 17]));
-        let mut v = vec![0u8; 17];
-        v[16] = 1;
-        assert!(!is_zero(&v));
-        v[16] = 0;
-        v[3] = 1;
-        assert!(!is_zero(&v));
-    }
 }

@@ -14,6 +14,7 @@ mod apply;
 mod chunks;
 mod clone;
 mod flow;
+mod memo;
 mod region;
 mod tails;
 
@@ -74,6 +75,9 @@ pub(crate) enum Msg {
         done: Done<Inode>,
     },
     Sync {
+        done: Done<()>,
+    },
+    Barrier {
         done: Done<()>,
     },
     Clone {
@@ -239,6 +243,18 @@ impl Batcher {
         }
     }
 
+    /// Queues an ordering barrier: `done` runs once everything queued before it is
+    /// committed (not synced). Used by changes that must land after earlier writes, such
+    /// as setting times explicitly: a write committing later would reset mtime.
+    pub fn barrier(&self, done: Done<()>) {
+        if self.stopped.load(Ordering::Acquire) {
+            return done(Err(FsError::ShuttingDown));
+        }
+        if let Err(mpsc::SendError(msg)) = self.tx.send(Msg::Barrier { done }) {
+            fail(msg, FsError::ShuttingDown);
+        }
+    }
+
     /// Queues a durability barrier: `done` runs once everything queued before it is
     /// committed and synced to disk. Barriers in one batch share one sync.
     pub fn sync(&self, done: Done<()>) {
@@ -270,7 +286,7 @@ fn fail(msg: Msg, e: FsError) {
     match msg {
         Msg::Write { done, .. } => done(Err(e)),
         Msg::SetSize { done, .. } | Msg::Zero { done, .. } => done(Err(e)),
-        Msg::Sync { done } => done(Err(e)),
+        Msg::Sync { done } | Msg::Barrier { done } => done(Err(e)),
         Msg::Clone { done, .. } => done(Err(e)),
         Msg::Stop => {}
     }
@@ -295,7 +311,7 @@ impl Batch {
                 self.bytes += data.len() as u64;
             }
             Msg::SetSize { .. } | Msg::Zero { .. } => self.blocks += 1,
-            Msg::Sync { .. } => {}
+            Msg::Sync { .. } | Msg::Barrier { .. } => {}
             Msg::Stop => {
                 self.stop = true;
                 return;

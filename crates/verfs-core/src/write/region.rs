@@ -228,6 +228,7 @@ impl Run<'_> {
                 });
                 break;
             }
+            memo.precompress(self.engine, &chunk);
             spans.push((chunk_start, chunk));
             if start >= new_size
                 || (start >= dirty_end && self.is_boundary(txn, ino, start, old_size)?)

@@ -2,6 +2,7 @@
 //! enforced by the kernel (`default_permissions`); a size change goes through the write
 //! batcher so it is ordered with the file's writes.
 
+use crate::engine::Engine;
 use crate::error::FsResult;
 use crate::fs::ops::acl::{self, ACL_ACCESS};
 use crate::fs::{Attr, Caller, Fs};
@@ -69,7 +70,9 @@ impl SetAttr {
 
 impl Fs {
     /// Applies `req` to `ino`; `done` gets the new attributes. A size change is queued
-    /// behind the file's pending writes; other changes commit at once.
+    /// behind the file's pending writes; so are explicit times when writes are pending
+    /// (their commit would otherwise set mtime after the caller did, breaking
+    /// `rsync -t`, `tar`, `cp -p`); other changes commit at once.
     pub fn setattr(&self, _caller: Caller, ino: Ino, req: SetAttr, done: Done<Attr>) {
         if let Some(size) = req.size {
             return self.batcher.set_size(
@@ -79,30 +82,37 @@ impl Fs {
                 done,
             );
         }
-        done(self.set_attr_now(ino, &req));
+        let sets_times = req.atime.is_some() || req.mtime.is_some();
+        if sets_times && self.engine.pending.has_pending(ino) {
+            let engine = self.engine.clone();
+            return self.batcher.barrier(Box::new(move |res| {
+                done(res.and_then(|()| set_attr_now(&engine, ino, &req)))
+            }));
+        }
+        done(set_attr_now(&self.engine, ino, &req));
     }
+}
 
-    fn set_attr_now(&self, ino: Ino, req: &SetAttr) -> FsResult<Attr> {
-        let inode = self.engine.meta.write(|txn| {
-            let mut inode = txn.inode(ino)?.ok_or(FsError::NotFound)?;
-            req.apply(&mut inode);
-            txn.put_inode(&inode)?;
-            if req.mode.is_some() {
-                // With POSIX ACLs the filesystem keeps the access ACL in step with chmod.
-                if let Some(acl) = txn.xattr(ino, ACL_ACCESS)? {
-                    if let Some(updated) = acl::chmod(&acl, inode.perm) {
-                        txn.put_xattr(ino, ACL_ACCESS, &updated)?;
-                    }
+fn set_attr_now(engine: &Engine, ino: Ino, req: &SetAttr) -> FsResult<Attr> {
+    let inode = engine.meta.write(|txn| {
+        let mut inode = txn.inode(ino)?.ok_or(FsError::NotFound)?;
+        req.apply(&mut inode);
+        txn.put_inode(&inode)?;
+        if req.mode.is_some() {
+            // With POSIX ACLs the filesystem keeps the access ACL in step with chmod.
+            if let Some(acl) = txn.xattr(ino, ACL_ACCESS)? {
+                if let Some(updated) = acl::chmod(&acl, inode.perm) {
+                    txn.put_xattr(ino, ACL_ACCESS, &updated)?;
                 }
             }
-            Ok::<_, FsError>(inode)
-        })?;
-        // Writes still in a batch change the size and times the caller must see.
-        if self.engine.pending.has_pending(ino) {
-            return self.engine.inode_with_pending(ino);
         }
-        Ok(inode)
+        Ok::<_, FsError>(inode)
+    })?;
+    // Writes still in a batch change the size and times the caller must see.
+    if engine.pending.has_pending(ino) {
+        return engine.inode_with_pending(ino);
     }
+    Ok(inode)
 }
 
 #[cfg(test)]

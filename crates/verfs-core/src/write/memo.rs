@@ -1,0 +1,186 @@
+//! What one batch knows about the chunks it stores: where the ones it appended went,
+//! and compressions started early.
+//!
+//! Re-chunking a batch is serial (one chunker pass per file), compression is parallel.
+//! Waiting to compress until a region is fully chunked left the compression pool idle
+//! while the batcher chunked, and the batcher idle while the pool compressed. So each
+//! chunk the batcher cuts is hashed and, unless it is already known to be stored, sent
+//! to the pool at once ([`Memo::precompress`]); storing it later takes the finished
+//! result. A chunk that turns out to be stored already (found in metadata) just wastes
+//! its compression. Results outlive transaction retries, like the placements.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::mpsc::{self, Receiver, Sender};
+
+use bytes::Bytes;
+
+use crate::data::compress::{self, Stored};
+use crate::engine::{ChunkPlace, Engine};
+use crate::types::ChunkHash;
+
+/// A compressed chunk: its id, plain length and stored form.
+type Compressed = (ChunkHash, u32, Stored);
+
+/// Per-batch chunk state, kept across transaction retries.
+pub(crate) struct Memo {
+    placed: HashMap<ChunkHash, ChunkPlace>,
+    started: HashSet<ChunkHash>,
+    ready: HashMap<ChunkHash, (u32, Stored)>,
+    tx: Sender<Compressed>,
+    rx: Receiver<Compressed>,
+}
+
+impl Memo {
+    /// An empty memo for one batch.
+    pub fn new() -> Memo {
+        let (tx, rx) = mpsc::channel();
+        Memo {
+            placed: HashMap::new(),
+            started: HashSet::new(),
+            ready: HashMap::new(),
+            tx,
+            rx,
+        }
+    }
+
+    /// Where this batch appended `hash`, if it did.
+    pub fn placed(&self, hash: &ChunkHash) -> Option<ChunkPlace> {
+        self.placed.get(hash).copied()
+    }
+
+    /// Records that `hash` was appended at `place`.
+    pub fn place(&mut self, hash: ChunkHash, place: ChunkPlace) {
+        self.placed.insert(hash, place);
+    }
+
+    /// Starts compressing a chunk just cut, unless it is all zeros (a hole), or already
+    /// placed, started or known to the engine's dedup cache.
+    pub fn precompress(&mut self, engine: &Engine, bytes: &Bytes) {
+        if is_zero(bytes) {
+            return;
+        }
+        let hash = engine.packs.hasher().hash(bytes);
+        if self.placed.contains_key(&hash) || self.started.contains(&hash) {
+            return;
+        }
+        if engine.is_known_chunk(&hash) {
+            return;
+        }
+        self.start(hash, bytes.clone(), engine.zstd_level);
+    }
+
+    fn start(&mut self, hash: ChunkHash, bytes: Bytes, level: i32) {
+        self.started.insert(hash);
+        let tx = self.tx.clone();
+        rayon::spawn(move || {
+            let stored = compress::compress(&bytes, level);
+            // The memo may be gone (batch over, chunk not needed): nothing to do then.
+            let _ = tx.send((hash, bytes.len() as u32, stored));
+        });
+    }
+
+    /// Compresses `todo` (those not started yet are started now) and hands each result
+    /// to `sink` as soon as it is ready, in completion order. A lone chunk nobody
+    /// started is compressed here: a hand-off to the pool would cost more than it saves.
+    pub fn compress_all(
+        &mut self,
+        todo: Vec<(ChunkHash, Bytes)>,
+        level: i32,
+        mut sink: impl FnMut(&mut Memo, ChunkHash, u32, Stored),
+    ) {
+        if let [(hash, bytes)] = todo.as_slice() {
+            if !self.started.contains(hash) && !self.ready.contains_key(hash) {
+                let stored = compress::compress(bytes, level);
+                return sink(self, *hash, bytes.len() as u32, stored);
+            }
+        }
+        let mut wanted: HashSet<ChunkHash> = HashSet::with_capacity(todo.len());
+        for (hash, bytes) in todo {
+            if !self.started.contains(&hash) && !self.ready.contains_key(&hash) {
+                self.start(hash, bytes, level);
+            }
+            wanted.insert(hash);
+        }
+        while !wanted.is_empty() {
+            let ready = wanted.iter().find(|h| self.ready.contains_key(*h)).copied();
+            let next = match ready.and_then(|h| self.ready.remove(&h).map(|r| (h, r))) {
+                Some((h, (len, stored))) => (h, len, stored),
+                None => match self.rx.recv() {
+                    Ok(c) => c,
+                    // Every sender lives in a task that sends before ending, and `tx`
+                    // is ours: the channel cannot close while a chunk is wanted.
+                    Err(_) => return,
+                },
+            };
+            let (hash, len, stored) = next;
+            if wanted.remove(&hash) {
+                self.started.remove(&hash);
+                sink(self, hash, len, stored);
+            } else {
+                self.ready.insert(hash, (len, stored));
+            }
+        }
+    }
+}
+
+/// Whether `b` is all zeros (such chunks are holes, never stored).
+pub(crate) fn is_zero(b: &[u8]) -> bool {
+    // Eight bytes at a time keeps the zero test off the profile for large chunks.
+    let words = b.chunks_exact(8);
+    let tail = words.remainder();
+    words
+        .map(|c| u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+        .all(|w| w == 0)
+        && tail.iter().all(|&x| x == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_detection() {
+        assert!(is_zero(&[]));
+        assert!(is_zero(&[0; 17]));
+        let mut v = vec![0u8; 17];
+        v[16] = 1;
+        assert!(!is_zero(&v));
+        v[16] = 0;
+        v[3] = 1;
+        assert!(!is_zero(&v));
+    }
+
+    #[test]
+    fn results_arrive_for_every_wanted_chunk_early_or_late() {
+        let mut m = Memo::new();
+        let chunks: Vec<(ChunkHash, Bytes)> = (0..20u8)
+            .map(|i| {
+                (
+                    ChunkHash([i; 16]),
+                    Bytes::from(vec![i; 5000 + usize::from(i)]),
+                )
+            })
+            .collect();
+        // Half started early, as if cut by the chunker; plus one never wanted.
+        for (h, b) in &chunks[..10] {
+            m.start(*h, b.clone(), 3);
+        }
+        m.start(ChunkHash([99; 16]), Bytes::from(vec![1; 100]), 3);
+        let mut got = Vec::new();
+        m.compress_all(chunks.clone(), 3, |_, h, len, stored| {
+            got.push((h, len, stored));
+        });
+        got.sort_by_key(|(h, ..)| h.0);
+        assert_eq!(got.len(), 20);
+        for ((h, b), (gh, len, stored)) in chunks.iter().zip(&got) {
+            assert_eq!((h, b.len() as u32), (gh, *len));
+            let plain = compress::decompress(stored.codec, stored.bytes.clone(), b.len());
+            assert_eq!(plain.unwrap(), *b);
+        }
+        // A lone chunk is compressed in place.
+        let lone = (ChunkHash([50; 16]), Bytes::from(vec![7; 3000]));
+        let mut n = 0;
+        m.compress_all(vec![lone], 3, |_, _, _, _| n += 1);
+        assert_eq!(n, 1);
+    }
+}
