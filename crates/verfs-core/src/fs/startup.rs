@@ -26,8 +26,9 @@ fn startup(context: &str) -> impl FnOnce(FsError) -> OpenError + '_ {
     }
 }
 
-pub(super) fn open(cfg: &Config) -> Result<Fs, OpenError> {
-    let lock = DataDirLock::acquire(&cfg.data_dir)?;
+/// Opens metadata and packs, clears the clean-shutdown mark, and after an unclean
+/// shutdown marks chunks whose pack records did not survive as lost.
+fn open_stores(cfg: &Config) -> Result<(Store, PackStore), OpenError> {
     let meta_dir = cfg.data_dir.join("meta");
     let meta = Store::open(&meta_dir).map_err(|source| OpenError::Meta {
         path: meta_dir.clone(),
@@ -67,6 +68,12 @@ pub(super) fn open(cfg: &Config) -> Result<Fs, OpenError> {
         );
         reconcile_chunks(&meta, &packs, from).map_err(startup("reconcile chunks"))?;
     }
+    Ok((meta, packs))
+}
+
+pub(super) fn open(cfg: &Config) -> Result<Fs, OpenError> {
+    let lock = DataDirLock::acquire(&cfg.data_dir)?;
+    let (meta, packs) = open_stores(cfg)?;
     ensure_root(&meta).map_err(startup("create root"))?;
     let chunker = UltraCdc::new(
         cfg.ultracdc_min_size_bytes,

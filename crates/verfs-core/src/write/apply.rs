@@ -80,14 +80,18 @@ fn group(groups: &mut Vec<InodeOps>, ino: Ino) -> &mut InodeOps {
     }
 }
 
-/// Applies a batch and completes every message in it. `flush_all` stores every held
-/// tail (sync, stop, idle timer, memory cap).
-pub(crate) fn apply_batch(engine: &Engine, batch: Batch, tails: &mut Tails, flush_all: bool) {
-    let mut groups: Vec<InodeOps> = Vec::new();
-    let mut syncs: Vec<Done<()>> = Vec::new();
-    let mut barriers: Vec<Done<()>> = Vec::new();
-    let mut flush_all = flush_all || batch.stop || batch.clone.is_some();
-    for m in batch.msgs {
+/// A batch's messages sorted out: data ops per inode, and the barriers answered after
+/// they commit.
+#[derive(Default)]
+struct Sorted {
+    groups: Vec<InodeOps>,
+    syncs: Vec<Done<()>>,
+    barriers: Vec<Done<()>>,
+}
+
+fn sort_messages(msgs: Vec<Msg>) -> Sorted {
+    let mut s = Sorted::default();
+    for m in msgs {
         match m {
             Msg::Write {
                 ino,
@@ -95,7 +99,7 @@ pub(crate) fn apply_batch(engine: &Engine, batch: Batch, tails: &mut Tails, flus
                 offset,
                 data,
                 done,
-            } => group(&mut groups, ino).ops.push(Op::Write {
+            } => group(&mut s.groups, ino).ops.push(Op::Write {
                 seq,
                 offset,
                 data,
@@ -107,7 +111,7 @@ pub(crate) fn apply_batch(engine: &Engine, batch: Batch, tails: &mut Tails, flus
                 size,
                 edit,
                 done,
-            } => group(&mut groups, ino).ops.push(Op::SetSize {
+            } => group(&mut s.groups, ino).ops.push(Op::SetSize {
                 seq,
                 size,
                 edit,
@@ -120,22 +124,30 @@ pub(crate) fn apply_batch(engine: &Engine, batch: Batch, tails: &mut Tails, flus
                 len,
                 extend,
                 done,
-            } => group(&mut groups, ino).ops.push(Op::Zero {
+            } => group(&mut s.groups, ino).ops.push(Op::Zero {
                 seq,
                 offset,
                 len,
                 extend,
                 done,
             }),
-            Msg::Barrier { done } => barriers.push(done),
-            Msg::Sync { done } => {
-                flush_all = true;
-                syncs.push(done);
-            }
+            Msg::Barrier { done } => s.barriers.push(done),
+            Msg::Sync { done } => s.syncs.push(done),
             Msg::Stop | Msg::Clone { .. } => {}
         }
     }
-    if flush_all {
+    s
+}
+
+/// Applies a batch and completes every message in it. `flush_all` stores every held
+/// tail (sync, stop, idle timer, memory cap).
+pub(crate) fn apply_batch(engine: &Engine, batch: Batch, tails: &mut Tails, flush_all: bool) {
+    let Sorted {
+        mut groups,
+        syncs,
+        barriers,
+    } = sort_messages(batch.msgs);
+    if flush_all || batch.stop || batch.clone.is_some() || !syncs.is_empty() {
         for ino in tails.inos() {
             group(&mut groups, ino).flush = true;
         }
