@@ -101,18 +101,20 @@ impl Memo {
             }
             wanted.insert(hash);
         }
+        // Results that came in while waiting for an earlier region's chunks.
+        for hash in wanted.clone() {
+            if let Some((len, stored)) = self.ready.remove(&hash) {
+                wanted.remove(&hash);
+                self.started.remove(&hash);
+                sink(self, hash, len, stored);
+            }
+        }
         while !wanted.is_empty() {
-            let ready = wanted.iter().find(|h| self.ready.contains_key(*h)).copied();
-            let next = match ready.and_then(|h| self.ready.remove(&h).map(|r| (h, r))) {
-                Some((h, (len, stored))) => (h, len, stored),
-                None => match self.rx.recv() {
-                    Ok(c) => c,
-                    // Every sender lives in a task that sends before ending, and `tx`
-                    // is ours: the channel cannot close while a chunk is wanted.
-                    Err(_) => return,
-                },
+            // Every sender lives in a task that sends before ending, and `tx` is ours:
+            // the channel cannot close while a chunk is wanted.
+            let Ok((hash, len, stored)) = self.rx.recv() else {
+                return;
             };
-            let (hash, len, stored) = next;
             if wanted.remove(&hash) {
                 self.started.remove(&hash);
                 sink(self, hash, len, stored);
