@@ -99,3 +99,39 @@ fn fsynced_files_survive_kill9_during_large_write() {
     fs.stop();
     fs.assert_no_panic();
 }
+
+/// Writes are answered before they commit, so a file's writes and its fsync can land in
+/// one batch while another writer keeps the batcher busy. Every small file fsync'd that
+/// way must survive `kill -9`: a tail held back in that batch once escaped the sync (it
+/// was lost when the file was the last one synced before the crash, so several rounds).
+#[test]
+fn small_files_fsynced_while_the_batcher_is_busy_survive_kill9() {
+    let mut fs = TestFs::new();
+    let src = fs.t("small.src");
+    write_random(&src, 12_000, 120);
+    let want = sha256(&src);
+    for round in 0..6 {
+        fs.start();
+        let busy = Background::spawn(&format!(
+            "dd if=/dev/urandom of={} bs=1M count=600 status=none",
+            fs.m(&format!("busy{round}"))
+        ));
+        sleep(Duration::from_millis(200));
+        // Each file is smaller than one chunk (held back unless flushed) and synced.
+        sh_ok(&format!(
+            "for i in $(seq 1 8); do dd if={src} of={}/r{round}s$i bs=4k conv=fsync \
+             status=none || exit 1; done",
+            fs.m("")
+        ));
+        fs.kill9();
+        let _ = busy.finish(Duration::from_secs(60));
+        fs.start();
+        for i in 1..=8 {
+            let name = format!("r{round}s{i}");
+            assert_eq!(sha256(&fs.m(&name)), want, "fsync'd {name} lost data");
+        }
+        sh_ok(&format!("rm -f {}", fs.m(&format!("busy{round}"))));
+        fs.stop();
+    }
+    fs.assert_no_panic();
+}

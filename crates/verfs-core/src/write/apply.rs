@@ -148,6 +148,12 @@ pub(crate) fn apply_batch(engine: &Engine, batch: Batch, tails: &mut Tails, flus
         barriers,
     } = sort_messages(batch.msgs);
     if flush_all || batch.stop || batch.clone.is_some() || !syncs.is_empty() {
+        // Every file in the batch too, not only those already holding a tail: with
+        // write-back a file's writes and its fsync can share a batch, and a tail held
+        // here would be left out of the sync the caller is waiting for.
+        for g in &mut groups {
+            g.flush = true;
+        }
         for ino in tails.inos() {
             group(&mut groups, ino).flush = true;
         }
