@@ -16,6 +16,9 @@ pub(crate) use super::memo::Memo;
 /// New contents for whole chunks of one file: `(offset, bytes)` in offset order.
 pub(crate) type ChunkSpans = Vec<(u64, Bytes)>;
 
+/// Chunk spans with their ids: `(offset, id, bytes)`, the id `None` for all zeros.
+pub(crate) type HashedSpans = Vec<(u64, Option<ChunkHash>, Bytes)>;
+
 /// Writes `spans` as the file's extents at those offsets: all-zero spans become holes,
 /// the rest are hashed, deduplicated, compressed in parallel and appended to the pack.
 ///
@@ -30,13 +33,26 @@ pub(crate) fn put_spans(
     memo: &mut Memo,
 ) -> FsResult<i64> {
     let hasher = engine.packs.hasher();
-    let hashed: Vec<(u64, Option<ChunkHash>, Bytes)> = spans
+    let hashed: HashedSpans = spans
         .into_par_iter()
         .map(|(off, bytes)| {
             let h = (!is_zero(&bytes)).then(|| hasher.hash(&bytes));
             (off, h, bytes)
         })
         .collect();
+    put_hashed(engine, txn, ino, hashed, memo)
+}
+
+/// [`put_spans`] for spans already hashed (the batcher hashes a chunk when it cuts it).
+///
+/// Fails if a pack append or a metadata access fails.
+pub(crate) fn put_hashed(
+    engine: &Engine,
+    txn: &mut WriteTxn,
+    ino: Ino,
+    hashed: HashedSpans,
+    memo: &mut Memo,
+) -> FsResult<i64> {
     store_missing(engine, txn, &hashed, memo)?;
     let mut delta = 0i64;
     for (off, hash, bytes) in hashed {

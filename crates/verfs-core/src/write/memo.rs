@@ -53,20 +53,21 @@ impl Memo {
         self.placed.insert(hash, place);
     }
 
-    /// Starts compressing a chunk just cut, unless it is all zeros (a hole), or already
-    /// placed, started or known to the engine's dedup cache.
-    pub fn precompress(&mut self, engine: &Engine, bytes: &Bytes) {
+    /// Hashes a chunk just cut and starts compressing it, unless it is already placed,
+    /// started or known to the engine's dedup cache. Returns its id, or `None` for an
+    /// all-zero chunk (a hole, never stored).
+    pub fn precompress(&mut self, engine: &Engine, bytes: &Bytes) -> Option<ChunkHash> {
         if is_zero(bytes) {
-            return;
+            return None;
         }
         let hash = engine.packs.hasher().hash(bytes);
-        if self.placed.contains_key(&hash) || self.started.contains(&hash) {
-            return;
+        let known = self.placed.contains_key(&hash)
+            || self.started.contains(&hash)
+            || engine.is_known_chunk(&hash);
+        if !known {
+            self.start(hash, bytes.clone(), engine.zstd_level);
         }
-        if engine.is_known_chunk(&hash) {
-            return;
-        }
-        self.start(hash, bytes.clone(), engine.zstd_level);
+        Some(hash)
     }
 
     fn start(&mut self, hash: ChunkHash, bytes: Bytes, level: i32) {

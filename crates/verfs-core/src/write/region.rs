@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::chunks::{self, ChunkSpans, Memo};
+use super::chunks::{self, HashedSpans, Memo};
 use crate::engine::Engine;
 use crate::error::{FsError, FsResult};
 use crate::meta::{Inode, Reader, WriteTxn};
@@ -193,7 +193,7 @@ impl Run<'_> {
         let mut buf: Vec<u8> = Vec::new();
         let mut head = 0usize;
         let mut start = ws;
-        let mut spans: ChunkSpans = Vec::new();
+        let mut spans: HashedSpans = Vec::new();
         let mut held = None;
         while start < new_size {
             let avail = buf.len() - head;
@@ -228,8 +228,8 @@ impl Run<'_> {
                 });
                 break;
             }
-            memo.precompress(self.engine, &chunk);
-            spans.push((chunk_start, chunk));
+            let hash = memo.precompress(self.engine, &chunk);
+            spans.push((chunk_start, hash, chunk));
             if start >= new_size
                 || (start >= dirty_end && self.is_boundary(txn, ino, start, old_size)?)
             {
@@ -249,7 +249,7 @@ impl Run<'_> {
         ino: Ino,
         (ws, stop): (u64, u64),
         old_size: u64,
-        spans: ChunkSpans,
+        spans: HashedSpans,
         memo: &mut Memo,
     ) -> FsResult<()> {
         let max = self.engine.max_extent_len();
@@ -262,8 +262,8 @@ impl Run<'_> {
         } else {
             Vec::new()
         };
-        let fresh: HashSet<u64> = spans.iter().map(|(o, _)| *o).collect();
-        let mut delta = chunks::put_spans(self.engine, txn, ino, spans, memo)?;
+        let fresh: HashSet<u64> = spans.iter().map(|(o, ..)| *o).collect();
+        let mut delta = chunks::put_hashed(self.engine, txn, ino, spans, memo)?;
         for off in old {
             if !fresh.contains(&off) {
                 delta -= chunks::remove_extent(txn, ino, off)? as i64;
