@@ -196,37 +196,10 @@ pub(super) fn verify(
 /// Reads up to `len` bytes at `offset` into a new buffer without zero-filling it first
 /// (zeroing showed up as a tenth of the sequential-read profile). Short at end of file.
 fn read_fresh(file: &File, len: usize, offset: u64) -> std::io::Result<Vec<u8>> {
-    use std::os::fd::AsRawFd;
     let mut buf: Vec<u8> = Vec::with_capacity(len);
-    let mut done = 0usize;
-    while done < len {
-        let spare = &mut buf.spare_capacity_mut()[..len - done];
-        let off = libc::off_t::try_from(offset + done as u64)
-            .map_err(|_| std::io::Error::from_raw_os_error(libc::EOVERFLOW))?;
-        // SAFETY: `spare` is writable memory of `spare.len()` bytes owned by `buf`; pread
-        // writes at most that many bytes into it and reports how many.
-        let n = unsafe {
-            libc::pread(
-                file.as_raw_fd(),
-                spare.as_mut_ptr().cast(),
-                spare.len(),
-                off,
-            )
-        };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        if n == 0 {
-            break;
-        }
-        done += n as usize;
-        // SAFETY: pread initialised the first `done` bytes of the buffer.
-        unsafe { buf.set_len(done) };
-    }
+    let n = read_split_at(file, &mut [], &mut buf.spare_capacity_mut()[..len], offset)?;
+    // SAFETY: read_split_at initialised the first `n` bytes of the spare capacity.
+    unsafe { buf.set_len(n) };
     Ok(buf)
 }
 
