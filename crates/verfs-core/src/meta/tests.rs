@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::types::{ChunkHash, FileKind, PackId, Timestamp};
+use crate::types::{ChunkHash, FileKind, Generation, PackId, Timestamp};
 
 fn store() -> (tempfile::TempDir, Store) {
     let d = tempfile::tempdir().unwrap();
@@ -92,6 +92,15 @@ fn older_generation_keeps_its_version_after_overwrite_and_delete() {
     assert_eq!(s.view().unwrap().inode(Ino(7)).unwrap().unwrap().size, 30);
 }
 
+/// Size of inode `ino` as generation `gen` sees it, if it exists there.
+fn size_at(s: &Store, gen: Generation, ino: u64) -> Option<u64> {
+    s.view_at(gen)
+        .unwrap()
+        .inode(Ino(ino))
+        .unwrap()
+        .map(|i| i.size)
+}
+
 /// Lookups of versions born generations ago take point probes while the filesystem
 /// has few generations and a range scan beyond that; both must find the same version.
 #[test]
@@ -106,52 +115,16 @@ fn old_versions_are_found_across_many_generations() {
         }
     }
     // Live view: 14 generations after the first write, 8 after the second.
-    assert_eq!(s.view().unwrap().inode(Ino(3)).unwrap().unwrap().size, 6);
-    assert_eq!(
-        s.view_at(frozen[0])
-            .unwrap()
-            .inode(Ino(3))
-            .unwrap()
-            .unwrap()
-            .size,
-        1
-    );
-    assert_eq!(
-        s.view_at(frozen[5])
-            .unwrap()
-            .inode(Ino(3))
-            .unwrap()
-            .unwrap()
-            .size,
-        1
-    );
-    assert_eq!(
-        s.view_at(frozen[6])
-            .unwrap()
-            .inode(Ino(3))
-            .unwrap()
-            .unwrap()
-            .size,
-        6
-    );
-    assert!(s.view().unwrap().inode(Ino(4)).unwrap().is_none());
-    assert!(s
-        .view_at(frozen[2])
-        .unwrap()
-        .inode(Ino(4))
-        .unwrap()
-        .is_none());
+    let live = s.live_generation();
+    assert_eq!(size_at(&s, live, 3), Some(6));
+    assert_eq!(size_at(&s, frozen[0], 3), Some(1));
+    assert_eq!(size_at(&s, frozen[5], 3), Some(1));
+    assert_eq!(size_at(&s, frozen[6], 3), Some(6));
+    assert_eq!(size_at(&s, live, 4), None);
+    assert_eq!(size_at(&s, frozen[2], 4), None);
     s.write(|w| w.delete_inode(Ino(3))).unwrap();
-    assert!(s.view().unwrap().inode(Ino(3)).unwrap().is_none());
-    assert_eq!(
-        s.view_at(frozen[13])
-            .unwrap()
-            .inode(Ino(3))
-            .unwrap()
-            .unwrap()
-            .size,
-        6
-    );
+    assert_eq!(size_at(&s, live, 3), None);
+    assert_eq!(size_at(&s, frozen[13], 3), Some(6));
 }
 
 #[test]
