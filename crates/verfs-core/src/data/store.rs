@@ -153,7 +153,7 @@ impl PackStore {
         for &id in &ids {
             let f = File::open(pack_path(dir, id)).map_err(|e| io(id, 0, e))?;
             let len = f.metadata().map_err(|e| io(id, 0, e))?.len();
-            if pack::read_sealed_index(&f, id, len)?.is_none() {
+            if !pack::is_sealed(&f, id, len)? {
                 unsealed.push(id);
             }
         }
@@ -252,7 +252,7 @@ impl PackStore {
                 file.sync_all().map_err(|e| io(id, 0, e))?;
                 end = scan.valid_end;
             } else {
-                tracing::error!(%id, from = scan.valid_end, "damaged tail in active pack kept; appending after it");
+                tracing::error!(%id, from = scan.valid_end, "damaged bytes after the last record of an unsealed pack kept; appending after them");
             }
         }
         let index = scan.entries.iter().copied().collect();

@@ -27,8 +27,8 @@ mod scan;
 
 pub use read::{read_raw_payload_into, read_record, RecordData};
 pub use scan::{
-    check_file_header, encode_seal, index_from_scan, read_sealed_index, scan_records, ScanResult,
-    SealedIndex,
+    check_file_header, encode_seal, index_from_scan, is_sealed, read_sealed_index, scan_records,
+    ScanResult, SealedIndex,
 };
 
 /// Pack file magic.
@@ -421,11 +421,16 @@ mod tests {
             assert_eq!(idx.find(hash), Some(*loc));
         }
         assert_eq!(idx.find(&h(200)), None);
-        // Flip a byte in the index: the seal is no longer trusted.
+        assert!(is_sealed(&file, PackId(1), len).unwrap());
+        // Flip a byte in the index: the index is no longer trusted, but the footer still
+        // says the pack was sealed (the index is then rebuilt by scanning).
         file.write_all_at(&[0xFF], end + 3).unwrap();
         assert!(read_sealed_index(&file, PackId(1), len).unwrap().is_none());
-        // An unsealed pack has no footer.
+        assert!(is_sealed(&file, PackId(1), len).unwrap());
+        // An unsealed pack has no footer, nor has one whose footer was cut short.
         assert!(read_sealed_index(&file, PackId(1), end).unwrap().is_none());
+        assert!(!is_sealed(&file, PackId(1), end).unwrap());
+        assert!(!is_sealed(&file, PackId(1), len - 1).unwrap());
     }
 
     #[test]

@@ -194,15 +194,20 @@ pub fn encode_seal(entries: &[(ChunkHash, Location)], records_end: u64) -> Vec<u
     index
 }
 
-/// Reads the index of a sealed pack. Returns `Ok(None)` when the file has no valid footer
-/// (not sealed, or the seal is damaged), so the caller can fall back to scanning.
+/// Where a well-formed footer says the index is: `[index_off, foff)` with `count`
+/// entries whose CRC32C is `crc`.
+struct Footer {
+    index_off: u64,
+    foff: u64,
+    count: u64,
+    crc: u32,
+}
+
+/// Reads and checks a pack's footer (magic, version, index bounds); `Ok(None)` when
+/// there is none or it is damaged.
 ///
 /// Fails only on an I/O error.
-pub fn read_sealed_index(
-    file: &File,
-    pack: PackId,
-    file_len: u64,
-) -> Result<Option<SealedIndex>, PackError> {
+fn read_footer(file: &File, pack: PackId, file_len: u64) -> Result<Option<Footer>, PackError> {
     if file_len < HEADER_LEN + FOOTER_LEN {
         return Ok(None);
     }
@@ -221,10 +226,47 @@ pub fn read_sealed_index(
     if index_off < HEADER_LEN || expect_len.and_then(|l| index_off.checked_add(l)) != Some(foff) {
         return Ok(None);
     }
+    Ok(Some(Footer {
+        index_off,
+        foff,
+        count,
+        crc: footer.index_crc.get(),
+    }))
+}
+
+/// Whether a pack was sealed: it ends in a well-formed footer. Only the footer is read,
+/// so opening a store costs one small read per pack however large the indexes are; an
+/// index damaged under a good footer is found, and rebuilt by scanning, when it is
+/// first needed ([`read_sealed_index`] returns `None`).
+///
+/// Fails only on an I/O error.
+pub fn is_sealed(file: &File, pack: PackId, file_len: u64) -> Result<bool, PackError> {
+    Ok(read_footer(file, pack, file_len)?.is_some())
+}
+
+/// Reads the index of a sealed pack. Returns `Ok(None)` when the file has no valid footer
+/// (not sealed, or the seal is damaged) or the index fails its CRC, so the caller can
+/// fall back to scanning.
+///
+/// Fails only on an I/O error.
+pub fn read_sealed_index(
+    file: &File,
+    pack: PackId,
+    file_len: u64,
+) -> Result<Option<SealedIndex>, PackError> {
+    let Some(Footer {
+        index_off,
+        foff,
+        count,
+        crc,
+    }) = read_footer(file, pack, file_len)?
+    else {
+        return Ok(None);
+    };
     let mut ib = vec![0u8; (foff - index_off) as usize];
     let got =
         read_at_most(file, &mut ib, index_off).map_err(|e| PackError::io(pack, index_off, e))?;
-    if got != ib.len() || crc32c::crc32c(&ib) != footer.index_crc.get() {
+    if got != ib.len() || crc32c::crc32c(&ib) != crc {
         return Ok(None);
     }
     let mut entries = Vec::with_capacity(count as usize);
