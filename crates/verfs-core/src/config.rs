@@ -55,7 +55,7 @@ pub struct Config {
     pub sync_interval_ms: u64,
     /// A write batch closes after this many write blocks.
     pub batch_max_blocks: usize,
-    /// A write batch closes this long after its first write at the latest.
+    /// Longest a file's last partial chunk is held in memory before it is stored.
     pub batch_max_delay_ms: u64,
     /// A write batch closes once it holds this much write data.
     pub batch_max_memory_mb: u64,

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,14 +23,49 @@ use crate::types::{ChunkHash, PackId};
 const READER_CACHE_ENTRIES: u64 = 256;
 /// Bytes of sealed-pack indexes kept in memory.
 const INDEX_CACHE_BYTES: u64 = 64 << 20;
+/// Writeback of the active pack is started every time this much was appended since the
+/// last start (flush-behind). Without it the page cache collects everything written
+/// between syncs, and an `fsync` of one small file waits for all of it to reach the
+/// disk: 15 sqlite commits in 5 s during a 1 GiB copy into the mount, against 359
+/// without the copy.
+const FLUSH_BEHIND: u64 = 8 << 20;
 
 /// The pack being appended to.
 struct ActivePack {
     id: PackId,
     file: Arc<File>,
     len: u64,
+    /// Writeback has been started for everything below this offset.
+    writeback_from: u64,
     index: HashMap<ChunkHash, Location>,
     order: Vec<(ChunkHash, Location)>,
+}
+
+impl ActivePack {
+    /// Starts writeback of what was appended since the last start once that reaches
+    /// [`FLUSH_BEHIND`]; it does not wait for it, and durability still comes from
+    /// [`PackStore::sync`].
+    fn flush_behind(&mut self) {
+        let len = self.len - self.writeback_from;
+        if len < FLUSH_BEHIND {
+            return;
+        }
+        let (Ok(off), Ok(n)) = (
+            libc::off64_t::try_from(self.writeback_from),
+            libc::off64_t::try_from(len),
+        ) else {
+            return;
+        };
+        // SAFETY: sync_file_range only reads its integer arguments; a failure (e.g. a
+        // filesystem without support) leaves the pages to normal writeback.
+        let rc = unsafe {
+            libc::sync_file_range(self.file.as_raw_fd(), off, n, libc::SYNC_FILE_RANGE_WRITE)
+        };
+        if rc != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "sync_file_range");
+        }
+        self.writeback_from = self.len;
+    }
 }
 
 /// Where a chunk record is: in the active pack or in a sealed one.
@@ -212,6 +248,7 @@ impl PackStore {
             id,
             file: Arc::new(file),
             len: header.len() as u64,
+            writeback_from: header.len() as u64,
             index: HashMap::new(),
             order: Vec::new(),
         })
@@ -261,6 +298,7 @@ impl PackStore {
                 id,
                 file: Arc::new(file),
                 len: end,
+                writeback_from: end,
                 index,
                 order: scan.entries,
             },
@@ -330,6 +368,8 @@ impl PackStore {
         self.dirty.store(true, Ordering::Release);
         if a.len >= self.max_bytes {
             self.rotate(&mut a)?;
+        } else {
+            a.flush_behind();
         }
         Ok(id)
     }

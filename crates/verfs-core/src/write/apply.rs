@@ -132,7 +132,7 @@ fn sort_messages(msgs: Vec<Msg>) -> Sorted {
                 done,
             }),
             Msg::Barrier { done } => s.barriers.push(done),
-            Msg::Sync { done } => s.syncs.push(done),
+            Msg::Sync { done, .. } => s.syncs.push(done),
             Msg::Stop | Msg::Clone { .. } => {}
         }
     }

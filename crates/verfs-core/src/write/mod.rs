@@ -3,14 +3,16 @@
 //! A FUSE `write` (or a size change, or an `fsync`) becomes a message with a completion
 //! callback; the FUSE thread returns at once. Writes are answered when queued (see
 //! `flow`: bounded bytes in flight, commit errors reported by the next write, fsync or
-//! close); the other messages are answered when committed. One batcher thread takes whatever is queued
-//! — up to `batch_max_blocks`, `batch_max_memory_mb`, or `batch_max_delay_ms` after the
-//! first message — applies it in one metadata transaction and then calls the completions.
-//! Because the batch closes as soon as the queue is empty (the apply stage is idle), no
-//! operation ever waits for the delay timer: under load, what arrived while one batch was
-//! being applied is the next batch.
+//! close); the other messages are answered when committed. One batcher thread moves
+//! whatever is queued into its backlog and takes the next batch from it — up to
+//! `batch_max_blocks` or `batch_max_memory_mb`, in arrival order except that fsync'd
+//! files go first (see `backlog`) — applies it in one metadata transaction and then
+//! calls the completions. Because a batch is whatever is queued, no operation ever
+//! waits for a timer: under load, what arrived while one batch was being applied is the
+//! next batch. `batch_max_delay_ms` bounds how long a held tail stays in memory.
 
 mod apply;
+mod backlog;
 mod chunks;
 mod clone;
 mod flow;
@@ -23,10 +25,10 @@ use apply::Tails;
 pub(crate) use region::merge_ranges;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::engine::{Engine, PendingOp};
 use crate::error::{FsError, FsResult};
@@ -47,7 +49,7 @@ pub struct BatchLimits {
     pub max_blocks: usize,
     /// Most write bytes per batch.
     pub max_bytes: u64,
-    /// Longest a batch stays open after its first message.
+    /// Longest a held tail stays in memory without new writes to its file.
     pub max_delay: Duration,
 }
 
@@ -75,6 +77,7 @@ pub(crate) enum Msg {
         done: Done<Inode>,
     },
     Sync {
+        ino: Ino,
         done: Done<()>,
     },
     Barrier {
@@ -129,10 +132,10 @@ impl Batcher {
         }
         let len = data.len() as u64;
         self.flow
-            .admit(len, || self.stopped.load(Ordering::Acquire));
+            .admit(ino, len, || self.stopped.load(Ordering::Acquire));
         let flow = self.flow.clone();
         let settle: Done<u32> = Box::new(move |res| {
-            flow.release(len);
+            flow.release(ino, len);
             if let Err(e) = res {
                 flow.record_error(ino, e);
             }
@@ -255,14 +258,16 @@ impl Batcher {
         }
     }
 
-    /// Queues a durability barrier: `done` runs once everything queued before it is
-    /// committed and synced to disk. Barriers in one batch share one sync.
-    pub fn sync(&self, done: Done<()>) {
+    /// Queues a durability barrier for `ino` (fsync): `done` runs once `ino`'s changes
+    /// queued before it are committed, and then everything committed is synced to disk.
+    /// It may be taken ahead of other files' queued changes (see `backlog`); barriers
+    /// in one batch share one sync.
+    pub fn sync(&self, ino: Ino, done: Done<()>) {
         if self.stopped.load(Ordering::Acquire) {
             // Nothing can be queued any more; what was queued is drained by `stop`.
             return done(self.engine.sync_durable());
         }
-        if let Err(mpsc::SendError(msg)) = self.tx.send(Msg::Sync { done }) {
+        if let Err(mpsc::SendError(msg)) = self.tx.send(Msg::Sync { ino, done }) {
             fail(msg, FsError::ShuttingDown);
         }
     }
@@ -286,7 +291,7 @@ fn fail(msg: Msg, e: FsError) {
     match msg {
         Msg::Write { done, .. } => done(Err(e)),
         Msg::SetSize { done, .. } | Msg::Zero { done, .. } => done(Err(e)),
-        Msg::Sync { done } | Msg::Barrier { done } => done(Err(e)),
+        Msg::Sync { done, .. } | Msg::Barrier { done } => done(Err(e)),
         Msg::Clone { done, .. } => done(Err(e)),
         Msg::Stop => {}
     }
@@ -335,39 +340,43 @@ impl Batch {
 
 fn run(engine: &Engine, rx: &Receiver<Msg>, limits: BatchLimits) {
     let mut tails = Tails::default();
+    let mut backlog = backlog::Backlog::default();
     loop {
-        // With held tails, wake after the delay to store them: a file being written
-        // slowly still reaches the packs within `batch_max_delay_ms`.
-        let first = if tails.is_empty() {
-            rx.recv().ok()
-        } else {
-            match rx.recv_timeout(limits.max_delay) {
-                Ok(m) => Some(m),
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    apply::apply_batch(engine, Batch::default(), &mut tails, true);
-                    continue;
+        if backlog.is_empty() {
+            // With held tails, wake after the delay to store them: a file being written
+            // slowly still reaches the packs within `batch_max_delay_ms`.
+            let first = if tails.is_empty() {
+                rx.recv().ok()
+            } else {
+                match rx.recv_timeout(limits.max_delay) {
+                    Ok(m) => Some(m),
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        apply::apply_batch(engine, Batch::default(), &mut tails, true);
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => None,
                 }
-                Err(mpsc::RecvTimeoutError::Disconnected) => None,
-            }
-        };
-        let Some(first) = first else {
-            apply::apply_batch(engine, Batch::default(), &mut tails, true);
-            return;
-        };
-        let opened = Instant::now();
-        let mut batch = Batch::default();
-        batch.push(first);
-        while !batch.full(&limits) && opened.elapsed() < limits.max_delay {
-            match rx.try_recv() {
-                Ok(m) => batch.push(m),
-                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
-            }
+            };
+            let Some(first) = first else {
+                apply::apply_batch(engine, Batch::default(), &mut tails, true);
+                return;
+            };
+            backlog.push(first);
         }
+        // Everything queued so far, so that an fsync queued behind a bulk writer is seen
+        // (the flow bound keeps this to a few batches' worth of data).
+        while let Ok(m) = rx.try_recv() {
+            backlog.push(m);
+        }
+        let batch = backlog.next_batch(&limits);
         let stop = batch.stop;
         let due = tails.due(limits.max_bytes, limits.max_delay);
         apply::apply_batch(engine, batch, &mut tails, due);
         if stop {
             // Anything that raced in after Stop is answered, never dropped silently.
+            for m in backlog.drain() {
+                fail(m, FsError::ShuttingDown);
+            }
             while let Ok(m) = rx.try_recv() {
                 fail(m, FsError::ShuttingDown);
             }

@@ -166,8 +166,11 @@ impl Fs {
     /// close reported it yet.
     pub fn fsync(&self, ino: Ino, done: Done<()>) {
         let batcher = self.batcher.clone();
-        self.batcher.sync(Box::new(move |res| {
-            done(res.and_then(|()| batcher.take_error(ino).map_or(Ok(()), Err)))
-        }));
+        self.batcher.sync(
+            ino,
+            Box::new(move |res| {
+                done(res.and_then(|()| batcher.take_error(ino).map_or(Ok(()), Err)))
+            }),
+        );
     }
 }
