@@ -24,10 +24,9 @@ const READER_CACHE_ENTRIES: u64 = 256;
 /// Bytes of sealed-pack indexes kept in memory.
 const INDEX_CACHE_BYTES: u64 = 64 << 20;
 /// Writeback of the active pack is started every time this much was appended since the
-/// last start (flush-behind). Without it the page cache collects everything written
+/// last start (flush-behind). Without it the page cache collects everything appended
 /// between syncs, and an `fsync` of one small file waits for all of it to reach the
-/// disk: 15 sqlite commits in 5 s during a 1 GiB copy into the mount, against 359
-/// without the copy.
+/// disk (one of the causes in `architecture.md`, "fsync under load").
 const FLUSH_BEHIND: u64 = 8 << 20;
 
 /// The pack being appended to.

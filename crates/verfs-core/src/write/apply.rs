@@ -85,7 +85,8 @@ fn group(groups: &mut Vec<InodeOps>, ino: Ino) -> &mut InodeOps {
 #[derive(Default)]
 struct Sorted {
     groups: Vec<InodeOps>,
-    syncs: Vec<Done<()>>,
+    /// fsyncs: the file and the completion.
+    syncs: Vec<(Ino, Done<()>)>,
     barriers: Vec<Done<()>>,
 }
 
@@ -132,7 +133,7 @@ fn sort_messages(msgs: Vec<Msg>) -> Sorted {
                 done,
             }),
             Msg::Barrier { done } => s.barriers.push(done),
-            Msg::Sync { done, .. } => s.syncs.push(done),
+            Msg::Sync { ino, done } => s.syncs.push((ino, done)),
             Msg::Stop | Msg::Clone { .. } => {}
         }
     }
@@ -147,16 +148,13 @@ pub(crate) fn apply_batch(engine: &Engine, batch: Batch, tails: &mut Tails, flus
         syncs,
         barriers,
     } = sort_messages(batch.msgs);
-    if flush_all || batch.stop || batch.clone.is_some() || !syncs.is_empty() {
-        // Every file in the batch too, not only those already holding a tail: with
-        // write-back a file's writes and its fsync can share a batch, and a tail held
-        // here would be left out of the sync the caller is waiting for.
-        for g in &mut groups {
-            g.flush = true;
-        }
-        for ino in tails.inos() {
-            group(&mut groups, ino).flush = true;
-        }
+    if flush_all || batch.stop || batch.clone.is_some() {
+        mark_flush(&mut groups, tails, |_| true);
+    } else if !syncs.is_empty() {
+        // Only the fsync'd files' tails: storing another file's tail early costs a
+        // chunk that its next append rewrites, at every fsync of a database.
+        let synced: Vec<Ino> = syncs.iter().map(|(ino, _)| *ino).collect();
+        mark_flush(&mut groups, tails, |ino| synced.contains(&ino));
     }
     let mut memo = Memo::new();
     let results = commit_groups(engine, &groups, tails, &mut memo);
@@ -181,8 +179,23 @@ pub(crate) fn apply_batch(engine: &Engine, batch: Batch, tails: &mut Tails, flus
         if let Err(e) = &res {
             tracing::error!(error = %e, "fsync: making data durable failed");
         }
-        for done in syncs {
+        for (_, done) in syncs {
             done(res.clone());
+        }
+    }
+}
+
+/// Marks for storing the held tail of every file `which` selects: those in the batch
+/// too, not only those already holding a tail, since with write-back a file's writes
+/// and its fsync can share a batch, and a tail held here would be left out of the sync
+/// the caller is waiting for.
+fn mark_flush(groups: &mut Vec<InodeOps>, tails: &Tails, which: impl Fn(Ino) -> bool) {
+    for g in groups.iter_mut().filter(|g| which(g.ino)) {
+        g.flush = true;
+    }
+    for ino in tails.inos() {
+        if which(ino) {
+            group(groups, ino).flush = true;
         }
     }
 }
