@@ -10,12 +10,12 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config {path}: {source}")]
+    #[error("cannot read config {path}: {cause}")]
     Read {
         /// The config file.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (in the message only, so a printed chain names it once).
+        cause: std::io::Error,
     },
     /// The file is not valid TOML, has an unknown field or a value of the wrong type.
     #[error("invalid config {path}: {message}")]
@@ -127,9 +127,9 @@ impl Config {
     ///
     /// Fails if the file cannot be read or [`Config::from_toml`] rejects it.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         Config::from_toml(&text, path)
     }

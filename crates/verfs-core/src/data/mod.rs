@@ -21,7 +21,7 @@ use crate::error::FsError;
 impl From<PackError> for FsError {
     fn from(e: PackError) -> FsError {
         match &e {
-            PackError::Io { source, .. } => FsError::from_io("pack", source),
+            PackError::Io { cause, .. } => FsError::from_io("pack", cause),
             PackError::Corrupt { .. } | PackError::Missing { .. } => {
                 FsError::Corrupt(e.to_string())
             }

@@ -139,12 +139,8 @@ fn pack_path(dir: &Path, id: PackId) -> PathBuf {
     dir.join(format!("{:016x}.vpk", id.0))
 }
 
-fn io(pack: PackId, offset: u64, source: std::io::Error) -> PackError {
-    PackError::Io {
-        pack,
-        offset,
-        source,
-    }
+fn io(pack: PackId, offset: u64, cause: std::io::Error) -> PackError {
+    PackError::io(pack, offset, cause)
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {

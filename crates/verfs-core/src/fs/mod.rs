@@ -79,20 +79,21 @@ pub enum OpenError {
     #[error(transparent)]
     Lock(#[from] LockError),
     /// The metadata store could not be opened.
-    #[error("metadata in {path}: {source}")]
+    #[error("metadata in {path}: {cause}")]
     Meta {
         /// The metadata directory.
         path: PathBuf,
-        /// The store's error.
-        source: MetaError,
+        /// The store's error (in the message, not an error source, so a printed chain
+        /// names it once).
+        cause: MetaError,
     },
     /// Startup work failed (packs, recovery).
-    #[error("{context}: {source}")]
+    #[error("{context}: {cause}")]
     Startup {
         /// What was being done.
         context: String,
-        /// The failure.
-        source: FsError,
+        /// The failure (in the message only, as above).
+        cause: FsError,
     },
 }
 

@@ -20,9 +20,9 @@ use crate::types::{FileKind, Ino, PackId, Timestamp};
 use crate::write::{BatchLimits, Batcher};
 
 fn startup(context: &str) -> impl FnOnce(FsError) -> OpenError + '_ {
-    move |source| OpenError::Startup {
+    move |cause| OpenError::Startup {
         context: context.to_string(),
-        source,
+        cause,
     }
 }
 
@@ -30,9 +30,9 @@ fn startup(context: &str) -> impl FnOnce(FsError) -> OpenError + '_ {
 /// shutdown marks chunks whose pack records did not survive as lost.
 fn open_stores(cfg: &Config) -> Result<(Store, PackStore), OpenError> {
     let meta_dir = cfg.data_dir.join("meta");
-    let meta = Store::open(&meta_dir).map_err(|source| OpenError::Meta {
+    let meta = Store::open(&meta_dir).map_err(|cause| OpenError::Meta {
         path: meta_dir.clone(),
-        source,
+        cause,
     })?;
     let mark = meta
         .read_system_u64(SYS_CLEAN_SHUTDOWN)

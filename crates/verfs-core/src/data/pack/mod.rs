@@ -58,14 +58,14 @@ pub const MAX_PAYLOAD: u32 = 64 << 20;
 #[derive(Debug, Error)]
 pub enum PackError {
     /// The OS failed a read, write or sync.
-    #[error("{pack} at {offset}: {source}")]
+    #[error("{pack} at {offset}: {cause}")]
     Io {
         /// The pack.
         pack: PackId,
         /// Where.
         offset: u64,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (in the message only, so a printed chain names it once).
+        cause: std::io::Error,
     },
     /// Bytes on disk failed a magic, length or CRC check.
     #[error("{pack} at {offset}: corrupt: {what}")]
@@ -88,11 +88,11 @@ pub enum PackError {
 }
 
 impl PackError {
-    fn io(pack: PackId, offset: u64, source: std::io::Error) -> PackError {
+    pub(crate) fn io(pack: PackId, offset: u64, cause: std::io::Error) -> PackError {
         PackError::Io {
             pack,
             offset,
-            source,
+            cause,
         }
     }
 
