@@ -50,12 +50,16 @@ impl SealedFile {
         if prev == u64::MAX || offset.abs_diff(prev) > NEAR {
             return;
         }
+        let to = end.saturating_add(WINDOW);
         let ahead = self.ahead_until.load(Ordering::Relaxed);
-        if end.saturating_add(WINDOW / 2) <= ahead {
+        // A window behind this read, or beyond where this run could have put it, was
+        // left by an earlier run (the same file read again): start afresh from here.
+        // Keeping it made every later pass over a pack read without readahead.
+        let stale = ahead < end || ahead > to;
+        if !stale && end.saturating_add(WINDOW / 2) <= ahead {
             return;
         }
-        let from = ahead.max(end);
-        let to = end.saturating_add(WINDOW);
+        let from = if stale { end } else { ahead };
         if self
             .ahead_until
             .compare_exchange(ahead, to, Ordering::Relaxed, Ordering::Relaxed)
@@ -104,5 +108,24 @@ mod tests {
         );
         f.note_read(100 << 20, 4096);
         assert_eq!(f.ahead_until.load(Ordering::Relaxed), 131072 + WINDOW);
+    }
+
+    #[test]
+    fn a_second_pass_over_the_pack_gets_its_own_window() {
+        let f = sealed();
+        let chunk = 65536;
+        for i in 0..400 {
+            f.note_read(i * chunk, chunk);
+        }
+        let first_pass = f.ahead_until.load(Ordering::Relaxed);
+        assert!(first_pass > 400 * chunk + WINDOW / 2 && first_pass <= 400 * chunk + WINDOW);
+        // The same pack read again from the start.
+        f.note_read(0, chunk);
+        f.note_read(chunk, chunk);
+        assert_eq!(
+            f.ahead_until.load(Ordering::Relaxed),
+            2 * chunk + WINDOW,
+            "window restarted at the new run"
+        );
     }
 }
