@@ -9,19 +9,18 @@ pub mod pending;
 pub mod read;
 pub mod stats;
 
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
 use bytes::Bytes;
 use moka::sync::Cache;
 
 use crate::data::{PackStore, UltraCdc};
 use crate::error::{FsError, FsResult};
-use crate::meta::{Inode, Reader, Store};
+use crate::meta::{Inode, Reader, Store, View};
 use crate::types::{ChunkHash, Ino, PackId, Timestamp};
-pub use pending::{Pending, PendingOp};
+pub use pending::{OverlaySnapshot, Pending, PendingOp};
 pub use read::WindowSlot;
 pub use stats::Stats;
-
-/// How many times `inode_with_pending` retries when a batch commits while it reads.
-const READ_RETRIES: usize = 64;
 
 /// Known chunks kept for dedup lookups (about 100 bytes each, so at most ~25 MiB; at
 /// the 64 KiB mean chunk this covers the last ~16 GiB of distinct data).
@@ -55,6 +54,12 @@ pub struct Engine {
     pub pending: Pending,
     /// Counters for `stats`.
     pub stats: Stats,
+    /// Makes a data commit and the overlay settling that follows it one step for
+    /// readers: the batcher holds it exclusively from just before its metadata commit
+    /// until the overlay no longer holds what the commit stored (and shows the tails it
+    /// held back); a reader holds it shared while it takes its overlay snapshot and its
+    /// metadata view, so the two always describe the same committed state.
+    settle_gate: RwLock<()>,
     chunk_cache: Option<Cache<ChunkHash, Bytes>>,
     /// Chunks known to be stored, so dedup skips the `C hash` lookup for them. Anything
     /// that removes a chunk from the packs (pack rewrite in GC) must evict it here.
@@ -85,6 +90,7 @@ impl Engine {
             zstd_level,
             pending: Pending::default(),
             stats: Stats::default(),
+            settle_gate: RwLock::new(()),
             chunk_cache,
             known_chunks: Cache::new(KNOWN_CHUNK_ENTRIES),
             max_extent_len: max_extent_len.max(chunker.max_size() as u64),
@@ -122,48 +128,49 @@ impl Engine {
         }
     }
 
+    /// Held by the batcher from just before a data commit until the overlay has settled
+    /// (see `settle_gate`); readers taking [`Engine::overlay_and_view`] wait meanwhile.
+    pub fn commit_gate(&self) -> RwLockWriteGuard<'_, ()> {
+        self.settle_gate.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Shared side of the commit gate: while held, no data commit becomes visible.
+    pub(crate) fn read_gate(&self) -> RwLockReadGuard<'_, ()> {
+        self.settle_gate.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The pending ops of `ino` and a metadata view that fit together: every op the
+    /// view already holds committed has left the overlay, and every byte the view lacks
+    /// (writes in flight, held tails) is in it.
+    ///
+    /// Fails only if the metadata view cannot be opened.
+    pub fn overlay_and_view(&self, ino: Ino) -> FsResult<(OverlaySnapshot, View)> {
+        let _gate = self.read_gate();
+        let snap = self.pending.snapshot(ino);
+        let view = self.meta.view()?;
+        Ok((snap, view))
+    }
+
     /// The inode with its size and times as they will be once pending writes commit.
     ///
     /// Fails with `NotFound` if the inode is gone.
     pub fn inode_with_pending(&self, ino: Ino) -> FsResult<Inode> {
-        for _ in 0..READ_RETRIES {
-            let snap = self.pending.snapshot(ino);
-            let mut inode = self.meta.view()?.inode(ino)?.ok_or(FsError::NotFound)?;
-            if snap.ops.is_empty() {
-                return Ok(inode);
-            }
-            inode.size = snap.ops.iter().fold(inode.size, |s, op| op.size_after(s));
-            if snap
-                .ops
-                .iter()
-                .any(|op| !matches!(op, PendingOp::Held { .. }))
-            {
-                let now = Timestamp::now();
-                inode.mtime = now;
-                inode.ctime = now;
-            }
-            if self.pending.commits() == snap.commits {
-                return Ok(inode);
-            }
+        let (snap, view) = self.overlay_and_view(ino)?;
+        let mut inode = view.inode(ino)?.ok_or(FsError::NotFound)?;
+        if snap.ops.is_empty() {
+            return Ok(inode);
         }
-        Err(FsError::Io(format!(
-            "{ino}: getattr kept racing with commits"
-        )))
-    }
-
-    /// File ranges written but not yet committed (in the batcher or held back).
-    pub fn pending_data_ranges(&self, ino: Ino) -> Vec<(u64, u64)> {
-        self.pending
-            .snapshot(ino)
+        inode.size = snap.ops.iter().fold(inode.size, |s, op| op.size_after(s));
+        if snap
             .ops
             .iter()
-            .filter_map(|op| match op {
-                PendingOp::Write { offset, data } | PendingOp::Held { offset, data } => {
-                    Some((*offset, offset + data.len() as u64))
-                }
-                PendingOp::Truncate { .. } | PendingOp::Zero { .. } => None,
-            })
-            .collect()
+            .any(|op| !matches!(op, PendingOp::Held { .. }))
+        {
+            let now = Timestamp::now();
+            inode.mtime = now;
+            inode.ctime = now;
+        }
+        Ok(inode)
     }
 
     /// Makes everything committed so far durable: packs first, then the metadata WAL, so

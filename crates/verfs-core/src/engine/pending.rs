@@ -1,10 +1,13 @@
 //! Writes and truncates accepted but not yet committed, so reads and `getattr` see them.
 //!
 //! Ops are recorded here and sent to the batcher under one lock, so the order here is
-//! the order the batcher applies them. After a batch commits, its ops are removed and the
-//! commit counter moves; a reader that saw the same counter before and after reading
-//! committed data knows its overlay and its view fit together (replaying ops that are
-//! already committed is harmless: a sequence of overwrites and truncates is idempotent).
+//! the order the batcher applies them. After a batch commits, its ops are removed (and
+//! the held tails it kept back put in their place) and the commit counter moves, all
+//! under the engine's commit gate, which readers share while they take their overlay
+//! snapshot and their metadata view: the two always describe the same state. Replaying
+//! committed ops over a newer view would not be enough — a commit that holds back a
+//! file's last chunk stores the size up to that chunk only, and the bytes past it
+//! (zeros of an extending truncate, old bytes around a write) are in no pending write.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -118,6 +121,18 @@ pub struct OverlaySnapshot {
     pub ops: Vec<PendingOp>,
     /// The commit counter when taken.
     pub commits: u64,
+}
+
+impl OverlaySnapshot {
+    /// File ranges written but not yet committed (in the batcher or held back).
+    pub fn data_ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.ops.iter().filter_map(|op| match op {
+            PendingOp::Write { offset, data } | PendingOp::Held { offset, data } => {
+                Some((*offset, offset + data.len() as u64))
+            }
+            PendingOp::Truncate { .. } | PendingOp::Zero { .. } => None,
+        })
+    }
 }
 
 impl Pending {

@@ -15,11 +15,9 @@ use bytes::Bytes;
 
 use super::Engine;
 use crate::error::{FsError, FsResult};
-use crate::meta::{Extent, Reader};
+use crate::meta::{Extent, Reader, View};
 use crate::types::{ChunkHash, Ino, PackId};
 
-/// How many times a read retries when a batch commits while it reads.
-const READ_RETRIES: usize = 64;
 /// How much of a file an extent window covers past the read that loaded it.
 const WINDOW_BYTES: u64 = 8 << 20;
 
@@ -74,6 +72,13 @@ impl WindowSlot {
     fn set(&self, w: Option<Arc<ExtentWindow>>) {
         *self.window.lock().unwrap_or_else(|p| p.into_inner()) = w;
     }
+}
+
+/// Where a read finds committed extents: a handle's window still valid, or a view
+/// opened together with the overlay snapshot.
+enum Base {
+    Window(Arc<ExtentWindow>),
+    View(View),
 }
 
 /// Committed inode size and extents a read is served from.
@@ -206,61 +211,63 @@ impl Engine {
         slot: &WindowSlot,
     ) -> FsResult<(Vec<u8>, bool)> {
         let sequential = slot.next_offset.load(Ordering::Relaxed) == offset;
-        let mut loaded = false;
-        for _ in 0..READ_RETRIES {
+        let (snap, base) = {
+            // A handle's window is valid while the commit counter stands still;
+            // otherwise the view is opened under the same gate as the overlay snapshot.
+            let _gate = self.read_gate();
             let snap = self.pending.snapshot(ino);
-            let w = match slot.current() {
-                Some(w) if w.covers(ino, snap.commits, offset, u64::from(len)) => w,
-                _ => {
-                    let ahead = if sequential { WINDOW_BYTES } else { 0 };
-                    let w = Arc::new(self.load_window(ino, offset, len, ahead, snap.commits)?);
-                    slot.set(Some(w.clone()));
-                    loaded = true;
-                    w
-                }
+            let base = match slot.current() {
+                Some(w) if w.covers(ino, snap.commits, offset, u64::from(len)) => Base::Window(w),
+                _ => Base::View(self.meta.view()?),
             };
-            let size = snap.ops.iter().fold(w.size, |s, op| op.size_after(s));
-            let n = size.saturating_sub(offset).min(u64::from(len)) as usize;
-            let mut buf = Vec::with_capacity(n);
-            if n > 0 {
-                let src = Source {
-                    size: w.size,
-                    extents: &w.extents,
-                };
-                self.fill(&src, offset, n, &mut buf)?;
-                let mut cur = w.size;
-                for op in &snap.ops {
-                    cur = op.apply(offset, &mut buf, cur);
-                }
+            (snap, base)
+        };
+        let (w, loaded) = match base {
+            Base::Window(w) => (w, false),
+            Base::View(view) => {
+                let ahead = if sequential { WINDOW_BYTES } else { 0 };
+                let w = Arc::new(self.load_window(&view, ino, offset, len, ahead, snap.commits)?);
+                slot.set(Some(w.clone()));
+                (w, true)
             }
-            if self.pending.commits() == snap.commits {
-                self.stats.add_read(n as u64);
-                slot.next_offset.store(offset + n as u64, Ordering::Relaxed);
-                return Ok((buf, loaded));
+        };
+        let size = snap.ops.iter().fold(w.size, |s, op| op.size_after(s));
+        let n = size.saturating_sub(offset).min(u64::from(len)) as usize;
+        let mut buf = Vec::with_capacity(n);
+        if n > 0 {
+            let src = Source {
+                size: w.size,
+                extents: &w.extents,
+            };
+            self.fill(&src, offset, n, &mut buf)?;
+            let mut cur = w.size;
+            for op in &snap.ops {
+                cur = op.apply(offset, &mut buf, cur);
             }
-            slot.set(None);
         }
-        Err(FsError::Io(format!("{ino}: read kept racing with commits")))
+        self.stats.add_read(n as u64);
+        slot.next_offset.store(offset + n as u64, Ordering::Relaxed);
+        Ok((buf, loaded))
     }
 
     /// Reads the committed size and the located extents of `[offset, offset + len +
     /// ahead)` of `ino` from the current metadata view.
     fn load_window(
         &self,
+        view: &View,
         ino: Ino,
         offset: u64,
         len: u32,
         ahead: u64,
         commits: u64,
     ) -> FsResult<ExtentWindow> {
-        let view = self.meta.view()?;
         let inode = view.inode(ino)?.ok_or(FsError::NotFound)?;
         let end = offset
             .saturating_add(u64::from(len))
             .saturating_add(ahead)
             .min(inode.size);
         let extents = if offset < end {
-            located_extents(&view, ino, offset, end, self.max_extent_len)?
+            located_extents(view, ino, offset, end, self.max_extent_len)?
         } else {
             Vec::new()
         };

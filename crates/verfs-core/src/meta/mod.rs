@@ -168,7 +168,25 @@ impl Store {
     ///
     /// Fails with whatever `f` fails with (nothing is committed then), or with the commit's
     /// error once retries are exhausted.
-    pub fn write<T, E>(&self, mut f: impl FnMut(&mut WriteTxn) -> Result<T, E>) -> Result<T, E>
+    pub fn write<T, E>(&self, f: impl FnMut(&mut WriteTxn) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<MetaError>,
+    {
+        self.write_fenced(f, || ()).map(|(out, ())| out)
+    }
+
+    /// Like [`Store::write`], but takes `fence()` just before the commit and returns it
+    /// still held with the result, so the caller can make the commit and its own
+    /// follow-up (the write overlay settling) one step for anyone who waits on the same
+    /// fence. The fence is held only around the commit, never while `f` runs; a
+    /// conflicting commit drops it before `f` is retried.
+    ///
+    /// Fails as [`Store::write`] does; the fence is released then.
+    pub fn write_fenced<T, E, G>(
+        &self,
+        mut f: impl FnMut(&mut WriteTxn) -> Result<T, E>,
+        fence: impl Fn() -> G,
+    ) -> Result<(T, G), E>
     where
         E: From<MetaError>,
     {
@@ -186,9 +204,11 @@ impl Store {
                     return Err(e);
                 }
             };
+            let held = fence();
             match self.rt.block_on(w.commit()) {
-                Ok(()) => return Ok(out),
+                Ok(()) => return Ok((out, held)),
                 Err(MetaError::Conflict) if attempt < MAX_CONFLICT_RETRIES => {
+                    drop(held);
                     attempt += 1;
                     if attempt > 8 {
                         std::thread::sleep(Duration::from_micros(50 * u64::from(attempt.min(100))));

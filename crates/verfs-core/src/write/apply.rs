@@ -158,18 +158,22 @@ pub(crate) fn apply_batch(engine: &Engine, batch: Batch, tails: &mut Tails, flus
     }
     let mut memo = Memo::new();
     let results = commit_groups(engine, &groups, tails, &mut memo);
-    settle_overlay(engine, &groups, &results, tails);
     engine.stats.add_batch(batch.blocks as u64, batch.bytes);
     for (g, res) in groups.into_iter().zip(results) {
         complete(g, res.map(|a| a.inode));
     }
     if let Some((req, done)) = batch.clone {
         let mut memo = Memo::new();
-        let res = engine
-            .meta
-            .write(|txn| super::clone::clone_range(engine, txn, &req, &mut memo));
-        engine.pending.committed(&[], Vec::new());
-        done(res.map(|n| n as u32));
+        let res = engine.meta.write_fenced(
+            |txn| super::clone::clone_range(engine, txn, &req, &mut memo),
+            || engine.commit_gate(),
+        );
+        let res = res.map(|(n, gate)| {
+            engine.pending.committed(&[], Vec::new());
+            drop(gate);
+            n as u32
+        });
+        done(res);
     }
     for done in barriers {
         done(Ok(()));
@@ -246,35 +250,65 @@ fn settle_overlay(
     engine.pending.committed(&done, keep);
 }
 
-/// Commits every group in one transaction, or — if that fails — each group alone.
+/// Commits every group in one transaction, or — if that fails — each group alone, and
+/// settles the overlay of each commit before readers may see the commit (see
+/// `Engine::commit_gate`): a reader never pairs the committed size, which stops at a
+/// held tail, with an overlay that does not show that tail yet.
 fn commit_groups(
     engine: &Engine,
     groups: &[InodeOps],
-    tails: &Tails,
+    tails: &mut Tails,
     memo: &mut Memo,
 ) -> Vec<FsResult<Applied>> {
     if groups.is_empty() {
         return Vec::new();
     }
-    let all = engine.meta.write(|txn| {
-        let mut out = Vec::with_capacity(groups.len());
-        for g in groups {
-            out.push(apply_group(engine, txn, g, tails.get(&g.ino), memo)?);
+    let all = engine.meta.write_fenced(
+        |txn| {
+            let mut out = Vec::with_capacity(groups.len());
+            for g in groups {
+                out.push(apply_group(engine, txn, g, tails.get(&g.ino), memo)?);
+            }
+            Ok::<_, FsError>(out)
+        },
+        || engine.commit_gate(),
+    );
+    let (results, gate) = match all {
+        Ok((v, gate)) => (v.into_iter().map(Ok).collect(), Some(gate)),
+        Err(e) if groups.len() == 1 => (vec![Err(e)], None),
+        Err(_) => {
+            let mut results = Vec::with_capacity(groups.len());
+            for g in groups {
+                results.push(commit_alone(engine, g, tails, memo));
+            }
+            return results;
         }
-        Ok::<_, FsError>(out)
-    });
-    match all {
-        Ok(v) => v.into_iter().map(Ok).collect(),
-        Err(e) if groups.len() == 1 => vec![Err(e)],
-        Err(_) => groups
-            .iter()
-            .map(|g| {
-                engine
-                    .meta
-                    .write(|txn| apply_group(engine, txn, g, tails.get(&g.ino), memo))
-            })
-            .collect(),
-    }
+    };
+    settle_overlay(engine, groups, &results, tails);
+    drop(gate);
+    results
+}
+
+/// Commits one group in its own transaction and settles its overlay.
+fn commit_alone(
+    engine: &Engine,
+    g: &InodeOps,
+    tails: &mut Tails,
+    memo: &mut Memo,
+) -> FsResult<Applied> {
+    let res = engine.meta.write_fenced(
+        |txn| apply_group(engine, txn, g, tails.get(&g.ino), memo),
+        || engine.commit_gate(),
+    );
+    let (res, gate) = match res {
+        Ok((a, gate)) => (Ok(a), Some(gate)),
+        Err(e) => (Err(e), None),
+    };
+    let results = [res];
+    settle_overlay(engine, std::slice::from_ref(g), &results, tails);
+    drop(gate);
+    let [res] = results;
+    res
 }
 
 /// Completes the ops of a group with the group's outcome.

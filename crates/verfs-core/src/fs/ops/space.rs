@@ -46,16 +46,19 @@ impl Fs {
     /// `offset`, `Inval` for another `whence`.
     pub fn seek_data_hole(&self, ino: Ino, offset: i64, whence: i32) -> FsResult<u64> {
         let offset = u64::try_from(offset).map_err(|_| FsError::Inval)?;
-        let attr = self.engine.inode_with_pending(ino)?;
-        let view = self.engine.meta.view()?;
+        // One overlay snapshot and the view it fits: a commit in between would count a
+        // held tail neither as committed nor as pending.
+        let (snap, view) = self.engine.overlay_and_view(ino)?;
+        let inode = view.inode(ino)?.ok_or(FsError::NotFound)?;
+        let size = snap.ops.iter().fold(inode.size, |s, op| op.size_after(s));
         let mut ranges: Vec<(u64, u64)> = view
-            .extents_overlapping(ino, offset, attr.size, self.engine.max_extent_len())?
+            .extents_overlapping(ino, offset, size, self.engine.max_extent_len())?
             .iter()
             .map(|e| (e.offset, e.end()))
             .collect();
-        ranges.extend(self.engine.pending_data_ranges(ino));
+        ranges.extend(snap.data_ranges());
         let merged = crate::write::merge_ranges(ranges);
-        seek_in(&merged, attr.size, offset, whence)
+        seek_in(&merged, size, offset, whence)
     }
 
     /// fallocate: mode 0 extends the file (space is not reserved: chunks are written
