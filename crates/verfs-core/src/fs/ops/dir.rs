@@ -4,6 +4,14 @@
 //! entry it returned; the next readdir continues after that name. So `rm -rf`, which
 //! deletes entries between readdir calls, never makes the listing skip an entry.
 //! Offsets: 1 follows ".", 2 follows "..", 2 + n follows the n-th entry.
+//!
+//! What a listing tells the kernel is current, though: readdirplus replies become
+//! cached dentries (name → inode, attributes), so an entry taken from an old snapshot
+//! would bind a renamed-away or unlinked name to its old inode again. Each name the
+//! snapshot yields is looked up in the live view when it is returned (the kernel holds
+//! the directory lock shared during readdir, so no rename in it can run meanwhile): a
+//! name bound elsewhere now is listed with its current inode, a name gone since is not
+//! listed at all.
 
 use crate::error::{FsError, FsResult};
 use crate::fs::handles::DirStream;
@@ -59,7 +67,11 @@ impl Fs {
     ) -> FsResult<()> {
         let stream = self.handles.dir(fh)?;
         let mut s = stream.lock().unwrap_or_else(|p| p.into_inner());
-        let me = s.view.inode(s.ino)?.ok_or(FsError::NotFound)?;
+        let live = self.engine.meta.view()?;
+        let me = match live.inode(s.ino)? {
+            Some(me) => me,
+            None => s.view.inode(s.ino)?.ok_or(FsError::NotFound)?,
+        };
         let dots = [(1u64, me.ino, &b"."[..]), (2, me.parent, &b".."[..])];
         for (next, ino, name) in dots {
             if offset < next {
@@ -93,13 +105,20 @@ impl Fs {
             if page.is_empty() {
                 return Ok(());
             }
-            for (name, d) in page {
+            for (name, _) in page {
                 after = Some(name.clone());
                 if skip > 0 {
                     skip -= 1;
                     index += 1;
                     continue;
                 }
+                let offset = 3 + index;
+                index += 1;
+                // Gone since the stream opened: never taught to the kernel again.
+                let Some(d) = live.dirent(s.ino, &name)? else {
+                    s.cursor = Some((offset, name));
+                    continue;
+                };
                 let attr = if plus {
                     self.current_attr(d.ino)?
                 } else {
@@ -109,13 +128,12 @@ impl Fs {
                     ino: d.ino,
                     kind: d.kind,
                     name,
-                    offset: 3 + index,
+                    offset,
                     attr,
                 };
                 if add(&e) {
                     return Ok(());
                 }
-                index += 1;
                 s.cursor = Some((e.offset, e.name));
             }
         }
