@@ -277,8 +277,15 @@ pub fn replay() {
         ops.len(),
         started.elapsed()
     );
-    if let Some(first) = failures.first() {
-        eprintln!("first failure:\n{first}");
+    for (i, f) in failures.iter().enumerate() {
+        if i == 0 {
+            eprintln!("first failure:\n{f}");
+        } else {
+            eprintln!(
+                "failure {i}: {}",
+                f.lines().take(2).collect::<Vec<_>>().join(" ")
+            );
+        }
     }
     std::thread::sleep(Duration::from_millis(10));
     finish(fs, r, started);

@@ -98,6 +98,8 @@ pub enum Op {
     Reopen { f: usize },
     /// Close, unlink, create empty.
     Recreate { f: usize },
+    /// Pause (replay files only: to measure how long a window stays open).
+    Sleep { ms: u64 },
     /// `posix_fadvise(DONTNEED)` on both files; `global` also writes `/proc/sys/vm/drop_caches`.
     DropCache { global: bool },
 }
@@ -154,6 +156,7 @@ impl fmt::Display for Op {
             Op::Fdatasync { f } => write!(w, "fdatasync {}", name(f)),
             Op::Reopen { f } => write!(w, "reopen {}", name(f)),
             Op::Recreate { f } => write!(w, "recreate {}", name(f)),
+            Op::Sleep { ms } => write!(w, "sleep {ms}"),
             Op::DropCache { global } => {
                 write!(w, "drop_cache {}", if global { "global" } else { "local" })
             }
@@ -235,6 +238,7 @@ impl Op {
             "fdatasync" => Op::Fdatasync { f: fl(0)? },
             "reopen" => Op::Reopen { f: fl(0)? },
             "recreate" => Op::Recreate { f: fl(0)? },
+            "sleep" => Op::Sleep { ms: n(0)? },
             "drop_cache" => Op::DropCache {
                 global: args.first() == Some(&"global"),
             },

@@ -327,6 +327,7 @@ impl Runner {
             Op::Fdatasync { f } => self.files[f].fdatasync().map_err(e)?,
             Op::Reopen { f } => self.files[f].reopen().map_err(e)?,
             Op::Recreate { f } => self.files[f].recreate().map_err(e)?,
+            Op::Sleep { ms } => thread::sleep(Duration::from_millis(ms)),
             Op::DropCache { global } => {
                 for f in &self.files {
                     f.fadvise_dontneed().map_err(e)?;
