@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 cargo build --release --bin verfsnext >/dev/null
 BIN=$PWD/target/release/verfsnext
 W=${1:-$(mktemp -d /var/tmp/verfs-bench.XXXXXX)}
-mkdir -p "$W"/{data,vmnt,bsrc,bmnt,src}
+mkdir -p "$W"/{vmnt,bsrc,bmnt,src}
+mkdir -p -m 0700 "$W/data"  # the daemon refuses a data dir others can read
 VPID=""
 cleanup() {
   fusermount3 -uz "$W/vmnt" 2>/dev/null || true
@@ -43,7 +44,7 @@ tar cf "$W/src/small.tar" -C "$W/src" small
 # One text write into a fresh daemon with zstd at level $1: prints the seconds.
 text_round() {
   local d="$W/text$1-$2" pid secs
-  mkdir -p "$d/data" "$d/mnt"
+  mkdir -p "$d/mnt" && mkdir -m 0700 "$d/data"
   printf 'zstd_compression_level = %s\n' "$1" >"$d/config.toml"
   "$BIN" mount --config "$d/config.toml" --data-dir "$d/data" "$d/mnt" 2>>"$W/verfs.log" &
   pid=$!

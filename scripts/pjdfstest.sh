@@ -12,7 +12,8 @@ id tests >/dev/null 2>&1 || echo 'tests:x:::pjdfstest dummy user:/:/usr/sbin/nol
 
 W=$(mktemp -d /var/tmp/verfs-pjdfstest.XXXXXX)
 chmod 755 "$W"  # the suite switches to unprivileged users that must reach the mount
-mkdir -p "$W/data" "$W/mnt"
+mkdir -p "$W/mnt"
+mkdir -m 0700 "$W/data"  # the daemon refuses a data dir others can read
 PID=""
 cleanup() {
   timeout 10 fusermount3 -uz "$W/mnt" 2>/dev/null || true

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::datadir::DataDirPerms;
+
 /// Why a configuration could not be loaded.
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -41,6 +43,9 @@ pub enum ConfigError {
 pub struct Config {
     /// Where metadata (`meta/`) and packs (`packs/`) live.
     pub data_dir: PathBuf,
+    /// Lets the data dir's group read it (directories 0750, files 0640), e.g. for a
+    /// backup group; by default only the owner may (0700/0600). Others never may.
+    pub data_dir_group_access: bool,
     /// Where `verfsnext mount` mounts when no MOUNTPOINT is given.
     pub mount_point: PathBuf,
     /// The `fsname` shown in /proc/mounts.
@@ -79,6 +84,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             data_dir: default_data_dir(),
+            data_dir_group_access: false,
             mount_point: PathBuf::from("/mnt/verfsnext"),
             fsname: "verfsnext".into(),
             subtype: "verfsnext".into(),
@@ -220,6 +226,11 @@ impl Config {
         Ok(())
     }
 
+    /// The permission policy of the data dir (`data_dir_group_access`).
+    pub fn data_dir_perms(&self) -> DataDirPerms {
+        DataDirPerms::new(self.data_dir_group_access)
+    }
+
     /// The pack rotation threshold in bytes.
     pub fn pack_max_bytes(&self) -> u64 {
         self.pack_max_size_mb * 1024 * 1024
@@ -255,6 +266,21 @@ mod tests {
     }
 
     #[test]
+    fn data_dir_group_access_is_a_bool() {
+        assert!(!parse("").unwrap().data_dir_group_access);
+        assert!(
+            parse("data_dir_group_access = true")
+                .unwrap()
+                .data_dir_group_access
+        );
+        let e = parse("data_dir_group_access = \"yes\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("data_dir_group_access"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
+
+    #[test]
     fn out_of_range_value_names_the_field() {
         let e = parse("n_threads = 0").unwrap_err().to_string();
         assert!(e.contains("n_threads"), "{e}");
@@ -279,6 +305,7 @@ mod tests {
             .join("\n");
         for field in [
             "data_dir",
+            "data_dir_group_access",
             "mount_point",
             "fsname",
             "subtype",

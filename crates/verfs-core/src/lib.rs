@@ -11,12 +11,15 @@
 //! - [`data`] — chunking, hashing, compression and the pack store. It never sees an
 //!   inode; only `data::pack` knows the pack file format.
 //! - [`service`] — the data-dir lock, the sync service and the shutdown barrier.
+//! - [`datadir`] — the owner-only permission policy of the data dir, used by `meta`,
+//!   `data` and `service` for everything they create there.
 //!
 //! The binary crate `verfs` adds the FUSE adapter and the CLI; nothing here knows fuser.
 
 pub mod config;
 pub mod control;
 pub mod data;
+pub mod datadir;
 pub mod error;
 pub mod meta;
 pub mod types;

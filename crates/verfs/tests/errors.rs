@@ -116,7 +116,7 @@ fn second_daemon_on_same_data_dir_is_rejected() {
 fn read_only_data_dir_is_rejected() {
     let tmpfs = Tmpfs::new("16m");
     let data = tmpfs.path().join("data");
-    fs::create_dir(&data).expect("create data dir on tmpfs");
+    create_data_dir(&data);
     tmpfs.remount_ro();
     let fs = TestFs::with_data(&data);
     let mnt = path_str(&fs.mnt);
@@ -148,7 +148,7 @@ fn write_durable(fs: &TestFs, name: &str, len: usize, seed: u64) -> String {
 fn full_disk_gives_enospc_and_keeps_earlier_data() {
     let tmpfs = Tmpfs::new("40m");
     let data = tmpfs.path().join("data");
-    fs::create_dir(&data).expect("create data dir on tmpfs");
+    create_data_dir(&data);
     let mut fs = TestFs::with_data(&data);
     fs.start();
     let early = write_durable(&fs, "early", 1 << 20, 200);

@@ -137,7 +137,7 @@ fn last_logged(log: &str) -> u64 {
 fn fsynced_data_survives_a_power_cut() {
     let mut disks = Disks::new();
     let data = disks.path("inner").join("data");
-    std::fs::create_dir(&data).expect("data dir on the ext4 image");
+    create_data_dir(&data);
     let mut fs = TestFs::with_data(&data);
     fs.start();
     let synced = write_synced_files(&fs);

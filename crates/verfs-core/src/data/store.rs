@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -17,6 +17,7 @@ use super::compress::{self, Stored};
 use super::hash::ChunkHasher;
 use super::pack::{self, Location, PackError, SealedIndex};
 use super::readahead::SealedFile;
+use crate::datadir::DataDirPerms;
 use crate::types::{ChunkHash, PackId};
 
 /// Open read handles kept for sealed packs.
@@ -104,6 +105,7 @@ pub struct OpenReport {
 /// Appends chunk records to packs and reads them back by (pack id, hash).
 pub struct PackStore {
     dir: PathBuf,
+    perms: DataDirPerms,
     max_bytes: u64,
     hasher: ChunkHasher,
     active: Mutex<ActivePack>,
@@ -172,14 +174,17 @@ impl PackStore {
     /// tail past the last valid record is cut; damaged records followed by valid ones
     /// are never cut (they read as corrupt, the rest stays readable).
     ///
+    /// The directory and new packs get `perms`' modes.
+    ///
     /// Fails if the directory cannot be created or read, or a pack cannot be opened.
     pub fn open(
         dir: &Path,
+        perms: DataDirPerms,
         max_bytes: u64,
         hasher: ChunkHasher,
         clean: bool,
     ) -> Result<(PackStore, OpenReport), PackError> {
-        std::fs::create_dir_all(dir).map_err(|e| io(PackId(0), 0, e))?;
+        perms.create_dir_all(dir).map_err(|e| io(PackId(0), 0, e))?;
         let ids = list_packs(dir).map_err(|e| io(PackId(0), 0, e))?;
         let mut report = OpenReport::default();
         let mut unsealed = Vec::new();
@@ -207,12 +212,13 @@ impl PackStore {
             }
             None => {
                 let next = ids.last().map(|p| PackId(p.0 + 1)).unwrap_or(PackId(1));
-                Self::create_pack(dir, next)?
+                Self::create_pack(dir, perms, next)?
             }
         };
         report.active = Some(active.id);
         let store = PackStore {
             dir: dir.to_path_buf(),
+            perms,
             max_bytes,
             hasher,
             active: Mutex::new(active),
@@ -229,12 +235,13 @@ impl PackStore {
         Ok((store, report))
     }
 
-    fn create_pack(dir: &Path, id: PackId) -> Result<ActivePack, PackError> {
+    fn create_pack(dir: &Path, perms: DataDirPerms, id: PackId) -> Result<ActivePack, PackError> {
         let path = pack_path(dir, id);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
+            .mode(perms.file_mode())
             .open(&path)
             .map_err(|e| io(id, 0, e))?;
         let header = pack::file_header();
@@ -389,7 +396,7 @@ impl PackStore {
 
     fn rotate(&self, a: &mut ActivePack) -> Result<(), PackError> {
         Self::seal(a)?;
-        let next = Self::create_pack(&self.dir, PackId(a.id.0 + 1))?;
+        let next = Self::create_pack(&self.dir, self.perms, PackId(a.id.0 + 1))?;
         let old = std::mem::replace(a, next);
         tracing::debug!(sealed = %old.id, active = %a.id, "rotated pack");
         self.indexes
@@ -552,9 +559,15 @@ mod tests {
     use super::*;
 
     fn store(dir: &Path, max: u64) -> PackStore {
-        PackStore::open(dir, max, ChunkHasher::new(&[9; 16]), true)
-            .unwrap()
-            .0
+        PackStore::open(
+            dir,
+            DataDirPerms::OWNER_ONLY,
+            max,
+            ChunkHasher::new(&[9; 16]),
+            true,
+        )
+        .unwrap()
+        .0
     }
 
     fn put(s: &PackStore, data: &[u8]) -> (ChunkHash, PackId) {
@@ -593,6 +606,27 @@ mod tests {
     }
 
     #[test]
+    fn packs_are_created_with_the_data_dir_file_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("packs");
+        let s = store(&dir, 4096);
+        for i in 0..50u32 {
+            let data: Vec<u8> = (0..1000u32)
+                .map(|j| ((i * 7919 + j * 31) % 251) as u8)
+                .collect();
+            put(&s, &data);
+        }
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        let ids = list_packs(&dir).unwrap();
+        assert!(ids.len() > 1, "no rotation");
+        for id in ids {
+            assert_eq!(mode(&pack_path(&dir, id)), 0o600, "{id}");
+        }
+    }
+
+    #[test]
     fn torn_active_tail_is_cut_at_reopen() {
         let d = tempfile::tempdir().unwrap();
         let s = store(d.path(), 1 << 30);
@@ -608,8 +642,14 @@ mod tests {
             .unwrap()
             .set_len(len - 3)
             .unwrap();
-        let (s, report) =
-            PackStore::open(d.path(), 1 << 30, ChunkHasher::new(&[9; 16]), false).unwrap();
+        let (s, report) = PackStore::open(
+            d.path(),
+            DataDirPerms::OWNER_ONLY,
+            1 << 30,
+            ChunkHasher::new(&[9; 16]),
+            false,
+        )
+        .unwrap();
         assert!(report.truncated_bytes > 0);
         assert_eq!(s.read(p1, &h1, 5000).unwrap(), vec![1u8; 5000]);
         assert!(!s.contains(id, &h2));
@@ -625,9 +665,15 @@ mod tests {
         let (h1, p1) = put(&s, &[4u8; 300]);
         drop(s);
         // Simulate a crash after creating the next pack but before sealing the first.
-        PackStore::create_pack(d.path(), PackId(p1.0 + 1)).unwrap();
-        let (s, report) =
-            PackStore::open(d.path(), 1 << 30, ChunkHasher::new(&[9; 16]), false).unwrap();
+        PackStore::create_pack(d.path(), DataDirPerms::OWNER_ONLY, PackId(p1.0 + 1)).unwrap();
+        let (s, report) = PackStore::open(
+            d.path(),
+            DataDirPerms::OWNER_ONLY,
+            1 << 30,
+            ChunkHasher::new(&[9; 16]),
+            false,
+        )
+        .unwrap();
         assert_eq!(report.sealed_at_startup, vec![p1]);
         assert_eq!(s.read(p1, &h1, 300).unwrap(), vec![4u8; 300]);
     }
@@ -651,8 +697,14 @@ mod tests {
             .unwrap();
         f.write_all_at(&[0xAB; 64], pack::HEADER_LEN + 100).unwrap();
         let len = f.metadata().unwrap().len();
-        let (s, report) =
-            PackStore::open(d.path(), 1 << 30, ChunkHasher::new(&[9; 16]), true).unwrap();
+        let (s, report) = PackStore::open(
+            d.path(),
+            DataDirPerms::OWNER_ONLY,
+            1 << 30,
+            ChunkHasher::new(&[9; 16]),
+            true,
+        )
+        .unwrap();
         assert_eq!(report.truncated_bytes, 0);
         assert_eq!(
             std::fs::metadata(pack_path(d.path(), p1)).unwrap().len(),

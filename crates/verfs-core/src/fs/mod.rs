@@ -22,6 +22,7 @@ pub use ops::attr::{SetAttr, TimeSet};
 pub use ops::dir::DirEntry;
 
 use crate::config::Config;
+use crate::datadir::PermsError;
 use crate::engine::Engine;
 use crate::error::{FsError, FsResult};
 use crate::meta::{Inode, MetaError, SYS_CLEAN_SHUTDOWN};
@@ -75,6 +76,9 @@ pub struct StatFs {
 /// Why the filesystem could not be started.
 #[derive(Debug, Error)]
 pub enum OpenError {
+    /// The data dir, or something in it, is open to other users.
+    #[error(transparent)]
+    Perms(#[from] PermsError),
     /// The data dir is unusable or locked.
     #[error(transparent)]
     Lock(#[from] LockError),
@@ -115,7 +119,8 @@ pub struct Fs {
 impl Fs {
     /// Opens the data dir of `cfg` and starts the batcher and sync service.
     ///
-    /// Fails when the data dir is unusable or locked, the metadata cannot be opened, or
+    /// Fails when the data dir or something in it is open to other users (checked before
+    /// anything is opened), is unusable or locked, the metadata cannot be opened, or
     /// startup recovery fails; the message names the path.
     pub fn start(cfg: &Config) -> Result<Fs, OpenError> {
         startup::open(cfg)

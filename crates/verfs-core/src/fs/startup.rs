@@ -1,4 +1,4 @@
-//! Bringing a data dir up: lock, open metadata and packs, recover from an unclean
+//! Bringing a data dir up: check its permissions, lock, open metadata and packs, recover from an unclean
 //! shutdown, create the root, purge orphans, start the batcher and the sync service.
 
 use std::sync::atomic::AtomicU64;
@@ -30,7 +30,7 @@ fn startup(context: &str) -> impl FnOnce(FsError) -> OpenError + '_ {
 /// shutdown marks chunks whose pack records did not survive as lost.
 fn open_stores(cfg: &Config) -> Result<(Store, PackStore), OpenError> {
     let meta_dir = cfg.data_dir.join("meta");
-    let meta = Store::open(&meta_dir).map_err(|cause| OpenError::Meta {
+    let meta = Store::open(&meta_dir, cfg.data_dir_perms()).map_err(|cause| OpenError::Meta {
         path: meta_dir.clone(),
         cause,
     })?;
@@ -46,6 +46,7 @@ fn open_stores(cfg: &Config) -> Result<(Store, PackStore), OpenError> {
     let packs_dir = cfg.data_dir.join("packs");
     let (packs, report) = PackStore::open(
         &packs_dir,
+        cfg.data_dir_perms(),
         cfg.pack_max_bytes(),
         ChunkHasher::new(&secret),
         clean,
@@ -72,7 +73,9 @@ fn open_stores(cfg: &Config) -> Result<(Store, PackStore), OpenError> {
 }
 
 pub(super) fn open(cfg: &Config) -> Result<Fs, OpenError> {
-    let lock = DataDirLock::acquire(&cfg.data_dir)?;
+    // Before anything in it is opened: a data dir others can read leaks every file.
+    cfg.data_dir_perms().check(&cfg.data_dir)?;
+    let lock = DataDirLock::acquire(&cfg.data_dir, cfg.data_dir_perms())?;
     let (meta, packs) = open_stores(cfg)?;
     ensure_root(&meta).map_err(startup("create root"))?;
     let chunker = UltraCdc::new(

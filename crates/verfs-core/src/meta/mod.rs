@@ -23,6 +23,7 @@ pub use reader::{Reader, View};
 pub use records::{ChunkRecord, Dirent, Extent, Inode, CHUNK_FLAG_LOST};
 pub use write::{ExtentChange, Prior, WriteTxn};
 
+use crate::datadir::DataDirPerms;
 use crate::error::FsError;
 use crate::types::{Generation, Ino};
 
@@ -89,11 +90,14 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (or creates) the store in `dir`.
+    /// Opens (or creates) the store in `dir`, creating it with `perms`' directory mode.
+    /// SurrealKV creates its files under the process umask (the daemon sets it from
+    /// `perms`); what it opens up itself is taken back once it is open.
     ///
     /// Fails if the directory cannot be created or SurrealKV cannot open or recover it.
-    pub fn open(dir: &Path) -> Result<Store, MetaError> {
-        std::fs::create_dir_all(dir)
+    pub fn open(dir: &Path, perms: DataDirPerms) -> Result<Store, MetaError> {
+        perms
+            .create_dir_all(dir)
             .map_err(|e| MetaError::Kv(format!("create {}: {e}", dir.display())))?;
         // A current-thread runtime: each committing thread drives SurrealKV's commit
         // pipeline itself inside `block_on`, so a commit costs no hand-off to a worker
@@ -111,6 +115,9 @@ impl Store {
                 .build()
                 .map_err(|e| MetaError::kv(&format!("open {}", dir.display()), e))?
         };
+        perms
+            .tighten(dir)
+            .map_err(|e| MetaError::Kv(format!("restrict {}: {e}", dir.display())))?;
         let store = Store {
             tree,
             rt,

@@ -7,7 +7,7 @@ use crate::types::{ChunkHash, FileKind, Generation, PackId, Timestamp};
 
 fn store() -> (tempfile::TempDir, Store) {
     let d = tempfile::tempdir().unwrap();
-    let s = Store::open(&d.path().join("meta")).unwrap();
+    let s = Store::open(&d.path().join("meta"), DataDirPerms::OWNER_ONLY).unwrap();
     (d, s)
 }
 
@@ -264,12 +264,12 @@ fn state_survives_reopen() {
     let d = tempfile::tempdir().unwrap();
     let path = d.path().join("meta");
     {
-        let s = Store::open(&path).unwrap();
+        let s = Store::open(&path, DataDirPerms::OWNER_ONLY).unwrap();
         s.write(|w| w.put_inode(&inode(11, 77))).unwrap();
         s.advance_generation().unwrap();
         s.close().unwrap();
     }
-    let s = Store::open(&path).unwrap();
+    let s = Store::open(&path, DataDirPerms::OWNER_ONLY).unwrap();
     assert_eq!(s.view().unwrap().inode(Ino(11)).unwrap().unwrap().size, 77);
     assert_eq!(s.live_generation(), Generation(2));
     assert_eq!(s.max_ino().unwrap(), Ino(11));

@@ -3,9 +3,12 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
+
+use crate::datadir::DataDirPerms;
 
 /// Why the data dir cannot be used.
 #[derive(Debug, Error)]
@@ -42,22 +45,25 @@ fn unusable(path: &Path, message: String) -> LockError {
 }
 
 impl DataDirLock {
-    /// Creates the data dir if needed, checks it is a writable directory and takes the
-    /// lock.
+    /// Creates the data dir if needed (with `perms`' directory mode, the lock file with
+    /// its file mode), checks it is a writable directory and takes the lock.
     ///
     /// Fails with `Unusable` (naming the path) if it cannot be created, is not a
     /// directory or is read-only, and with `InUse` if another daemon holds it.
-    pub fn acquire(dir: &Path) -> Result<DataDirLock, LockError> {
+    pub fn acquire(dir: &Path, perms: DataDirPerms) -> Result<DataDirLock, LockError> {
         if dir.exists() && !dir.is_dir() {
             return Err(unusable(dir, "not a directory".into()));
         }
-        std::fs::create_dir_all(dir).map_err(|e| unusable(dir, format!("cannot create: {e}")))?;
+        perms
+            .create_dir_all(dir)
+            .map_err(|e| unusable(dir, format!("cannot create: {e}")))?;
         let path = dir.join("verfsnext.lock");
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(perms.file_mode())
             .open(&path)
             .map_err(|e| unusable(dir, format!("cannot open {}: {e}", path.display())))?;
         match file.try_lock() {
@@ -96,15 +102,26 @@ mod tests {
     #[test]
     fn second_lock_is_refused_until_first_drops() {
         let d = tempfile::tempdir().unwrap();
-        let a = DataDirLock::acquire(d.path()).unwrap();
-        let e = DataDirLock::acquire(d.path()).unwrap_err();
+        let a = DataDirLock::acquire(d.path(), DataDirPerms::OWNER_ONLY).unwrap();
+        let e = DataDirLock::acquire(d.path(), DataDirPerms::OWNER_ONLY).unwrap_err();
         assert!(e.to_string().contains("in use"), "{e}");
         assert!(
             e.to_string().contains(&std::process::id().to_string()),
             "{e}"
         );
         drop(a);
-        DataDirLock::acquire(d.path()).unwrap();
+        DataDirLock::acquire(d.path(), DataDirPerms::OWNER_ONLY).unwrap();
+    }
+
+    #[test]
+    fn data_dir_and_lock_file_are_created_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("new/data");
+        let _lock = DataDirLock::acquire(&d, DataDirPerms::OWNER_ONLY).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&d), 0o700);
+        assert_eq!(mode(&d.join("verfsnext.lock")), 0o600);
     }
 
     #[test]
@@ -112,7 +129,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let f = d.path().join("file");
         std::fs::write(&f, b"x").unwrap();
-        let e = DataDirLock::acquire(&f).unwrap_err();
+        let e = DataDirLock::acquire(&f, DataDirPerms::OWNER_ONLY).unwrap_err();
         assert!(e.to_string().contains("not a directory"), "{e}");
     }
 }

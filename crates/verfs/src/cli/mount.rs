@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use verfs_core::datadir::DataDirPerms;
 use verfs_core::fs::Fs;
 
 use super::ConfigArgs;
@@ -14,6 +15,7 @@ pub fn run(args: &ConfigArgs, mountpoint: Option<PathBuf>) -> Result<()> {
         cfg.mount_point = m;
     }
     init_logging(&cfg.log_level);
+    restrict_umask(cfg.data_dir_perms());
     check_mountpoint(&cfg.mount_point)?;
     let fs = Fs::start(&cfg).context("cannot start")?;
     eprintln!(
@@ -22,6 +24,16 @@ pub fn run(args: &ConfigArgs, mountpoint: Option<PathBuf>) -> Result<()> {
         cfg.mount_point.display()
     );
     crate::fuse::serve(fs, &cfg)
+}
+
+/// Sets the umask so that every file the daemon creates in the data dir, including
+/// SurrealKV's, gets no bit `perms` refuses (the library sets its own modes explicitly;
+/// this covers what it does not create itself). Requests through the mount carry the
+/// caller's umask, so this changes nothing inside the filesystem.
+fn restrict_umask(perms: DataDirPerms) {
+    // SAFETY: umask(2) cannot fail and has no memory-safety preconditions; no thread
+    // creating files is running yet.
+    unsafe { libc::umask(perms.umask() as libc::mode_t) };
 }
 
 fn check_mountpoint(p: &Path) -> Result<()> {

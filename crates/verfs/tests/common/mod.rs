@@ -41,11 +41,11 @@ pub struct TestFs {
 }
 
 impl TestFs {
-    /// A fresh temp dir with empty `data/` and `mnt/`.
+    /// A fresh temp dir with empty `data/` (0700) and `mnt/`.
     pub fn new() -> Self {
         let dir = tempdir();
         let data = dir.path().join("data");
-        fs::create_dir(&data).expect("create data dir");
+        create_data_dir(&data);
         Self::with_data_dir(dir, data)
     }
 

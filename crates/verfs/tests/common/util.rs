@@ -91,6 +91,16 @@ pub fn tempdir() -> tempfile::TempDir {
         .expect("create temp dir")
 }
 
+/// Creates an empty data dir owner-only (0700, whatever the umask), as the daemon
+/// requires; the temp dir around it may stay open to other users.
+pub fn create_data_dir(path: &Path) {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(path)
+        .unwrap_or_else(|e| panic!("create data dir {}: {e}", path.display()));
+}
+
 /// Path as UTF-8 for shell commands (temp paths always are).
 pub fn path_str(p: &Path) -> String {
     p.to_str().expect("temp paths are UTF-8").to_owned()
