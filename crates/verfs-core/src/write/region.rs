@@ -28,7 +28,9 @@ use crate::types::Ino;
 pub(crate) const MAX_FILE_SIZE: u64 = i64::MAX as u64;
 
 /// A file's last chunk, cut only by end of data, kept in memory instead of stored. The
-/// inode's committed size stops at `offset`; the overlay makes the bytes visible.
+/// inode's committed size stops at `offset`; the overlay makes the bytes visible. Only a
+/// chunk starting at or past the committed size before the write is held, so what is
+/// committed never loses bytes it had (a crash loses at most unsynced appended bytes).
 #[derive(Debug, Clone)]
 pub(crate) struct Held {
     /// File offset of the chunk.
@@ -221,7 +223,11 @@ impl Run<'_> {
                 dirty_end = dirty_end.max(ranges[*next].1);
                 *next += 1;
             }
-            if start >= new_size && forced_by_eof && self.may_hold {
+            // Only bytes past the committed size may be held: holding a chunk that
+            // starts before it would commit the size cut back to the chunk's start and
+            // drop the stored extents there, so a crash before the tail is stored would
+            // lose bytes an earlier fsync made durable.
+            if start >= new_size && forced_by_eof && self.may_hold && chunk_start >= old_size {
                 held = Some(Held {
                     offset: chunk_start,
                     data: Arc::from(&chunk[..]),
