@@ -14,6 +14,7 @@ mod write;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::RwLock;
 use std::time::Duration;
 
 use surrealkv::{LSMIterator, Mode, Tree, TreeBuilder};
@@ -87,6 +88,11 @@ pub struct Store {
     tree: Tree,
     rt: tokio::runtime::Runtime,
     live_gen: AtomicU64,
+    /// Fences write transactions against freezing a generation: every write holds it
+    /// shared from reading the live generation until its commit is done, and
+    /// [`Store::advance_generation`] holds it exclusively, so no commit born at the
+    /// frozen generation can land after the freeze (it would change a snapshot).
+    gen_fence: RwLock<()>,
 }
 
 impl Store {
@@ -122,6 +128,7 @@ impl Store {
             tree,
             rt,
             live_gen: AtomicU64::new(1),
+            gen_fence: RwLock::new(()),
         };
         let gen = store.read_system_u64(SYS_LIVE_GEN)?;
         match gen {
@@ -159,13 +166,19 @@ impl Store {
     }
 
     /// Freezes the current live generation (for a snapshot) and starts the next one;
-    /// returns the frozen generation. O(1): no record is copied.
+    /// returns the frozen generation. O(1): no record is copied. Waits for write
+    /// transactions in flight (they commit at the frozen generation, before it freezes)
+    /// and holds new ones back until the next generation is live.
     ///
     /// Fails if the new generation cannot be committed.
     pub fn advance_generation(&self) -> Result<Generation, MetaError> {
+        let _fence = self.gen_fence.write().unwrap_or_else(|p| p.into_inner());
         let frozen = self.live_generation();
         let next = frozen.0 + 1;
-        self.set_system(SYS_LIVE_GEN, &records::encode_u64(next))?;
+        self.commit_loop(
+            |w| w.set_system(SYS_LIVE_GEN, &records::encode_u64(next)),
+            || (),
+        )?;
         self.live_gen.store(next, Ordering::SeqCst);
         Ok(frozen)
     }
@@ -190,6 +203,19 @@ impl Store {
     ///
     /// Fails as [`Store::write`] does; the fence is released then.
     pub fn write_fenced<T, E, G>(
+        &self,
+        f: impl FnMut(&mut WriteTxn) -> Result<T, E>,
+        fence: impl Fn() -> G,
+    ) -> Result<(T, G), E>
+    where
+        E: From<MetaError>,
+    {
+        let _gen = self.gen_fence.read().unwrap_or_else(|p| p.into_inner());
+        self.commit_loop(f, fence)
+    }
+
+    /// The transaction loop of [`Store::write_fenced`], without the generation fence.
+    fn commit_loop<T, E, G>(
         &self,
         mut f: impl FnMut(&mut WriteTxn) -> Result<T, E>,
         fence: impl Fn() -> G,

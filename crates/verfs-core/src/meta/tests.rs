@@ -339,3 +339,37 @@ fn measure_hot_key_reads() {
         );
     }
 }
+
+/// A write transaction that read the live generation before a freeze must not commit
+/// into the frozen generation after it: what a frozen view shows never changes.
+#[test]
+fn a_frozen_generation_never_changes_under_concurrent_writes() {
+    let (_d, s) = store();
+    let s = Arc::new(s);
+    s.write(|w| w.put_inode(&inode(11, 0))).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (s, stop) = (s.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                s.write(|w| {
+                    // Widen the window between reading the generation and committing.
+                    std::thread::sleep(std::time::Duration::from_micros(300));
+                    w.put_inode(&inode(11, n))
+                })
+                .unwrap();
+            }
+        })
+    };
+    for _ in 0..100 {
+        let g = s.advance_generation().unwrap();
+        let before = s.view_at(g).unwrap().inode(Ino(11)).unwrap().unwrap().size;
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let after = s.view_at(g).unwrap().inode(Ino(11)).unwrap().unwrap().size;
+        assert_eq!(before, after, "frozen generation {g:?} changed");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+}
