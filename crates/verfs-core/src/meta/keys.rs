@@ -16,10 +16,11 @@
 //! | `S` name                          | no        | snapshot record             |
 //! | `Y` name                          | no        | system value                |
 //!
-//! A versioned key is `logical_key ++ (u64::MAX - birth_generation)` (8 bytes, big-endian),
-//! so the newest version of a logical key sorts first. Names never contain 0x00, so the
-//! terminator keeps every logical key prefix-free: no logical key plus suffix can fall
-//! inside another logical key's version range.
+//! A versioned key is `logical_key ++ 0x00*8` for the live version and
+//! `logical_key ++ (u64::MAX - birth_generation)` (8 bytes, big-endian) for a version
+//! frozen for snapshots, so the live version sorts first, then frozen ones newest first.
+//! Names never contain 0x00, so the terminator keeps every logical key prefix-free: no
+//! logical key plus suffix can fall inside another logical key's version range.
 
 use crate::types::{ChunkHash, Generation, Ino};
 
@@ -33,37 +34,64 @@ pub(crate) mod prefix {
     pub const CHUNK: u8 = b'C';
     pub const ZERO_REF: u8 = b'Z';
     pub const ORPHAN: u8 = b'O';
+    pub const SNAPSHOT: u8 = b'S';
     pub const SYSTEM: u8 = b'Y';
 }
 
-/// Length of the generation suffix on versioned keys.
+/// Length of the version suffix on versioned keys.
 pub(crate) const GEN_SUFFIX_LEN: usize = 8;
 
-/// The suffix that makes `logical` a version born at `gen`.
-pub(crate) fn gen_suffix(gen: Generation) -> [u8; 8] {
-    (u64::MAX - gen.0).to_be_bytes()
+/// Which version of a logical key a stored key holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stored {
+    /// The live version (suffix all zeros, sorts first).
+    Live,
+    /// A version frozen for snapshots, born at this generation.
+    Frozen(Generation),
 }
 
-/// Appends the version suffix for `gen` to a logical key.
-pub(crate) fn versioned(logical: &[u8], gen: Generation) -> Vec<u8> {
+/// The stored key of the live version of `logical`.
+pub(crate) fn live(logical: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(logical.len() + GEN_SUFFIX_LEN);
     k.extend_from_slice(logical);
-    k.extend_from_slice(&gen_suffix(gen));
+    k.extend_from_slice(&[0; GEN_SUFFIX_LEN]);
     k
 }
 
-/// Splits a versioned key into its logical key and birth generation.
+/// The stored key of the version of `logical` frozen with birth generation `birth`
+/// (1 or more), so newer frozen versions sort first, all after the live one.
+pub(crate) fn frozen(logical: &[u8], birth: Generation) -> Vec<u8> {
+    let mut k = Vec::with_capacity(logical.len() + GEN_SUFFIX_LEN);
+    k.extend_from_slice(logical);
+    k.extend_from_slice(&(u64::MAX - birth.0).to_be_bytes());
+    k
+}
+
+/// Splits a stored versioned key into its logical key and version.
 ///
 /// Returns `None` for a key too short to carry a suffix (a corrupt key).
-pub(crate) fn split_versioned(key: &[u8]) -> Option<(&[u8], Generation)> {
+pub(crate) fn split_stored(key: &[u8]) -> Option<(&[u8], Stored)> {
     if key.len() < GEN_SUFFIX_LEN + 1 {
         return None;
     }
     let (logical, suffix) = key.split_at(key.len() - GEN_SUFFIX_LEN);
     let mut b = [0u8; 8];
     b.copy_from_slice(suffix);
-    Some((logical, Generation(u64::MAX - u64::from_be_bytes(b))))
+    let slot = match u64::from_be_bytes(b) {
+        0 => Stored::Live,
+        s => Stored::Frozen(Generation(u64::MAX - s)),
+    };
+    Some((logical, slot))
 }
+
+/// The prefix bytes of the versioned key families in key order, for whole-store sweeps.
+pub(crate) const VERSIONED_FAMILIES: [u8; 5] = [
+    prefix::DIRENT,
+    prefix::EXTENT,
+    prefix::INODE,
+    prefix::SYMLINK,
+    prefix::XATTR,
+];
 
 fn with_u64(p: u8, v: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + 8 + 8 + GEN_SUFFIX_LEN);
@@ -196,6 +224,21 @@ pub(crate) fn inode_ino(logical: &[u8]) -> Option<Ino> {
     Some(Ino(u64::from_be_bytes(b)))
 }
 
+/// Key of a snapshot record.
+pub(crate) fn snapshot(name: &[u8]) -> Vec<u8> {
+    let mut k = vec![prefix::SNAPSHOT];
+    k.extend_from_slice(name);
+    k
+}
+
+/// The name of a snapshot key.
+pub(crate) fn snapshot_name(key: &[u8]) -> Option<&[u8]> {
+    match key.split_first() {
+        Some((&prefix::SNAPSHOT, name)) if !name.is_empty() => Some(name),
+        _ => None,
+    }
+}
+
 /// Key of a system value.
 pub(crate) fn system(name: &str) -> Vec<u8> {
     let mut k = vec![prefix::SYSTEM];
@@ -232,12 +275,16 @@ mod tests {
     }
 
     #[test]
-    fn newest_version_sorts_first() {
+    fn live_version_sorts_first_then_newest_frozen() {
         let l = inode(Ino(7));
-        let old = versioned(&l, Generation(1));
-        let new = versioned(&l, Generation(9));
-        assert!(new < old);
-        assert_eq!(split_versioned(&new), Some((&l[..], Generation(9))));
+        let old = frozen(&l, Generation(1));
+        let new = frozen(&l, Generation(9));
+        assert!(live(&l) < new && new < old);
+        assert_eq!(
+            split_stored(&new),
+            Some((&l[..], Stored::Frozen(Generation(9))))
+        );
+        assert_eq!(split_stored(&live(&l)), Some((&l[..], Stored::Live)));
     }
 
     #[test]
@@ -247,8 +294,8 @@ mod tests {
         let ab = dirent(p, b"ab");
         let b = dirent(p, b"b");
         // All versions of "a" sort before any version of "ab".
-        let a_oldest = versioned(&a, Generation(0));
-        let ab_newest = versioned(&ab, Generation(u64::MAX));
+        let a_oldest = frozen(&a, Generation(1));
+        let ab_newest = live(&ab);
         assert!(a_oldest < ab_newest);
         assert!(ab < b);
         assert_eq!(dirent_name(&ab), Some(&b"ab"[..]));
@@ -257,7 +304,7 @@ mod tests {
         assert_eq!(dirent_name(&raw), Some(&[0xff, 0xfe][..]));
         // Every entry of the directory lies under the prefix and before its end.
         let end = prefix_end(&dirent_prefix(p)).unwrap();
-        assert!(versioned(&raw, Generation(0)) < end);
+        assert!(frozen(&raw, Generation(1)) < end);
         assert!(dirent_prefix(p) <= a);
         assert!(dirent(Ino(2), b"") >= end);
     }
@@ -271,7 +318,14 @@ mod tests {
         let h = ChunkHash([7; 16]);
         assert_eq!(chunk_hash(&chunk(&h)), Some(h));
         assert_eq!(chunk_hash(&zero_ref(&h)), None);
-        assert_eq!(split_versioned(b"short"), None);
+        assert_eq!(split_stored(b"short"), None);
+        assert_eq!(snapshot_name(&snapshot(b"daily")), Some(&b"daily"[..]));
+        assert_eq!(snapshot_name(&system("x")), None);
+    }
+
+    #[test]
+    fn versioned_families_are_in_key_order() {
+        assert!(VERSIONED_FAMILIES.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]

@@ -7,21 +7,25 @@
 //! [`Reader`] trait, so a write sees its own earlier writes with the same accessors.
 
 mod keys;
+mod migrate;
 mod reader;
 mod records;
+mod snapshots;
 mod versioned;
 mod write;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use surrealkv::{LSMIterator, Mode, Tree, TreeBuilder};
 use thiserror::Error;
 
 pub use reader::{Reader, View};
-pub use records::{ChunkRecord, Dirent, Extent, Inode, CHUNK_FLAG_LOST};
+pub use records::{ChunkRecord, Dirent, Extent, Inode, SnapshotRecord, CHUNK_FLAG_LOST};
+pub use snapshots::{SnapshotError, SweepProgress};
+pub use versioned::ViewAt;
 pub use write::{ExtentChange, Prior, WriteTxn};
 
 use crate::datadir::DataDirPerms;
@@ -80,6 +84,11 @@ pub const SYS_MAX_EXTENT_LEN: &str = "max_extent_len";
 /// Name of the per-filesystem chunk hash secret (16 bytes).
 pub const SYS_HASH_SECRET: &str = "hash_secret";
 
+/// Name of the system value holding the metadata layout version.
+const SYS_META_FORMAT: &str = "meta_format";
+/// The metadata layout this build reads and writes (2: live key plus frozen versions).
+const META_FORMAT: u64 = 2;
+
 /// How often a conflicting write transaction is retried before giving up.
 const MAX_CONFLICT_RETRIES: u32 = 1000;
 
@@ -93,6 +102,9 @@ pub struct Store {
     /// [`Store::advance_generation`] holds it exclusively, so no commit born at the
     /// frozen generation can land after the freeze (it would change a snapshot).
     gen_fence: RwLock<()>,
+    /// Generations of the snapshots that exist, sorted; changed only under the
+    /// exclusive generation fence, so a write transaction sees one set throughout.
+    snapshot_gens: RwLock<Arc<Vec<u64>>>,
 }
 
 impl Store {
@@ -129,13 +141,35 @@ impl Store {
             rt,
             live_gen: AtomicU64::new(1),
             gen_fence: RwLock::new(()),
+            snapshot_gens: RwLock::new(Arc::new(Vec::new())),
         };
         let gen = store.read_system_u64(SYS_LIVE_GEN)?;
         match gen {
             Some(g) => store.live_gen.store(g, Ordering::SeqCst),
-            None => store.set_system(SYS_LIVE_GEN, &records::encode_u64(1))?,
+            None => {
+                store.set_system_u64(SYS_META_FORMAT, META_FORMAT)?;
+                store.set_system(SYS_LIVE_GEN, &records::encode_u64(1))?;
+            }
         }
+        store.check_format()?;
+        store.load_snapshot_gens()?;
         Ok(store)
+    }
+
+    /// Accepts layout 2, upgrades layout 1 (written before snapshots existed, marked by
+    /// the absence of a format value) in place, and rejects anything else.
+    fn check_format(&self) -> Result<(), MetaError> {
+        match self.read_system_u64(SYS_META_FORMAT)? {
+            Some(META_FORMAT) => Ok(()),
+            None => {
+                let n = migrate::layout1_to_2(self)?;
+                tracing::info!(versions = n, "metadata upgraded to layout 2");
+                self.set_system_u64(SYS_META_FORMAT, META_FORMAT)
+            }
+            Some(v) => Err(MetaError::corrupt(format!(
+                "metadata layout {v}; this build reads layout {META_FORMAT}"
+            ))),
+        }
     }
 
     /// The generation live writes are born at.
@@ -151,7 +185,7 @@ impl Store {
             .tree
             .begin_with_mode(Mode::ReadOnly)
             .map_err(|e| MetaError::kv("begin read", e))?;
-        Ok(View::new(tx, self.live_generation()))
+        Ok(View::new(tx, ViewAt::Live))
     }
 
     /// A read view of the filesystem as of generation `gen` (a snapshot's view).
@@ -162,25 +196,15 @@ impl Store {
             .tree
             .begin_with_mode(Mode::ReadOnly)
             .map_err(|e| MetaError::kv("begin read", e))?;
-        Ok(View::new(tx, gen))
+        Ok(View::new(tx, ViewAt::Frozen(gen)))
     }
 
-    /// Freezes the current live generation (for a snapshot) and starts the next one;
-    /// returns the frozen generation. O(1): no record is copied. Waits for write
-    /// transactions in flight (they commit at the frozen generation, before it freezes)
-    /// and holds new ones back until the next generation is live.
-    ///
-    /// Fails if the new generation cannot be committed.
-    pub fn advance_generation(&self) -> Result<Generation, MetaError> {
+    /// Runs `f` with write transactions held back: the caller's own transaction (through
+    /// [`Store::commit_loop`]) is the only one, and the live generation and snapshot set
+    /// cannot change under it. Write transactions in flight finish first.
+    fn exclusively<T>(&self, f: impl FnOnce() -> T) -> T {
         let _fence = self.gen_fence.write().unwrap_or_else(|p| p.into_inner());
-        let frozen = self.live_generation();
-        let next = frozen.0 + 1;
-        self.commit_loop(
-            |w| w.set_system(SYS_LIVE_GEN, &records::encode_u64(next)),
-            || (),
-        )?;
-        self.live_gen.store(next, Ordering::SeqCst);
-        Ok(frozen)
+        f()
     }
 
     /// Runs `f` in a write transaction and commits it, retrying the whole closure when
@@ -229,7 +253,12 @@ impl Store {
                 .tree
                 .begin_with_mode(Mode::ReadWrite)
                 .map_err(|e| MetaError::kv("begin write", e))?;
-            let mut w = WriteTxn::new(tx, self.live_generation());
+            let snaps = self
+                .snapshot_gens
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            let mut w = WriteTxn::new(tx, self.live_generation(), snaps);
             let out = match f(&mut w) {
                 Ok(v) => v,
                 Err(e) => {

@@ -3,10 +3,10 @@
 use surrealkv::Transaction;
 
 use super::keys;
-use super::records::{ChunkRecord, Dirent, Extent, Inode};
-use super::versioned::{newest_visible, payload, scan_visible};
+use super::records::{ChunkRecord, Dirent, Extent, Inode, SnapshotRecord};
+use super::versioned::{get_visible, scan_visible, ViewAt};
 use super::{last_raw_key, scan_raw, MetaError};
-use crate::types::{ChunkHash, Generation, Ino};
+use crate::types::{ChunkHash, Ino};
 
 /// Typed read accessors over a transaction at a generation.
 ///
@@ -17,16 +17,13 @@ pub trait Reader {
     #[doc(hidden)]
     fn tx(&self) -> &Transaction;
 
-    /// The generation this reader sees.
-    fn generation(&self) -> Generation;
+    /// Which versions this reader sees: the live tree or a snapshot's generation.
+    fn at(&self) -> ViewAt;
 
     /// The payload of a versioned logical key visible here.
     #[doc(hidden)]
     fn versioned_get(&self, logical: &[u8]) -> Result<Option<Vec<u8>>, MetaError> {
-        match newest_visible(self.tx(), logical, self.generation())? {
-            Some(v) => Ok(payload(&v.stored)?.map(<[u8]>::to_vec)),
-            None => Ok(None),
-        }
+        get_visible(self.tx(), logical, self.at())
     }
 
     /// A raw (unversioned) value.
@@ -66,7 +63,7 @@ pub trait Reader {
             None => prefix.clone(),
         };
         let mut out = Vec::new();
-        scan_visible(self.tx(), &prefix, &start, self.generation(), |lk, v| {
+        scan_visible(self.tx(), &prefix, &start, self.at(), |lk, v| {
             let name = keys::dirent_name(lk)
                 .ok_or_else(|| MetaError::corrupt(format!("dirent key {lk:02x?}")))?;
             out.push((name.to_vec(), Dirent::decode(v)?));
@@ -94,7 +91,7 @@ pub trait Reader {
         let prefix = keys::extent_prefix(ino);
         let from = keys::extent(ino, start.saturating_sub(max_extent_len));
         let mut out = Vec::new();
-        scan_visible(self.tx(), &prefix, &from, self.generation(), |lk, v| {
+        scan_visible(self.tx(), &prefix, &from, self.at(), |lk, v| {
             let off = keys::extent_offset(lk)
                 .ok_or_else(|| MetaError::corrupt(format!("extent key {lk:02x?}")))?;
             if off >= end {
@@ -123,7 +120,7 @@ pub trait Reader {
     fn xattr_names(&self, ino: Ino) -> Result<Vec<Vec<u8>>, MetaError> {
         let prefix = keys::xattr_prefix(ino);
         let mut out = Vec::new();
-        scan_visible(self.tx(), &prefix, &prefix, self.generation(), |lk, _| {
+        scan_visible(self.tx(), &prefix, &prefix, self.at(), |lk, _| {
             let name = keys::xattr_name(lk)
                 .ok_or_else(|| MetaError::corrupt(format!("xattr key {lk:02x?}")))?;
             out.push(name.to_vec());
@@ -148,6 +145,20 @@ pub trait Reader {
     /// A raw system value.
     fn system(&self, name: &str) -> Result<Option<Vec<u8>>, MetaError> {
         self.raw_get(&keys::system(name))
+    }
+
+    /// Every snapshot, in name order.
+    fn snapshots(&self) -> Result<Vec<(Vec<u8>, SnapshotRecord)>, MetaError> {
+        let start = [keys::prefix::SNAPSHOT];
+        let end = [keys::prefix::SNAPSHOT + 1];
+        let mut out = Vec::new();
+        scan_raw(self.tx(), &start, &end, |k, v| {
+            let name = keys::snapshot_name(k)
+                .ok_or_else(|| MetaError::corrupt(format!("snapshot key {k:02x?}")))?;
+            out.push((name.to_vec(), SnapshotRecord::decode(v)?));
+            Ok(true)
+        })?;
+        Ok(out)
     }
 
     /// Every inode with an orphan marker (unlinked while open).
@@ -188,7 +199,7 @@ pub trait Reader {
         let end = [keys::prefix::INODE + 1];
         match last_raw_key(self.tx(), &start, &end)? {
             Some(k) => {
-                let (lk, _) = keys::split_versioned(&k)
+                let (lk, _) = keys::split_stored(&k)
                     .ok_or_else(|| MetaError::corrupt(format!("inode key {k:02x?}")))?;
                 keys::inode_ino(lk).ok_or_else(|| MetaError::corrupt(format!("inode key {k:02x?}")))
             }
@@ -197,16 +208,17 @@ pub trait Reader {
     }
 }
 
-/// A consistent read-only view: an MVCC snapshot at one generation. Holding it never
-/// blocks writers; it sees nothing committed after it was taken.
+/// A consistent read-only view: an MVCC snapshot of the live tree or of one frozen
+/// generation. Holding it never blocks writers; it sees nothing committed after it was
+/// taken.
 pub struct View {
     tx: Transaction,
-    gen: Generation,
+    at: ViewAt,
 }
 
 impl View {
-    pub(crate) fn new(tx: Transaction, gen: Generation) -> View {
-        View { tx, gen }
+    pub(crate) fn new(tx: Transaction, at: ViewAt) -> View {
+        View { tx, at }
     }
 }
 
@@ -215,7 +227,7 @@ impl Reader for View {
         &self.tx
     }
 
-    fn generation(&self) -> Generation {
-        self.gen
+    fn at(&self) -> ViewAt {
+        self.at
     }
 }

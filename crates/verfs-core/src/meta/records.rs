@@ -7,7 +7,7 @@ use zerocopy::little_endian::{I64, U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use super::MetaError;
-use crate::types::{ChunkHash, FileKind, Ino, PackId, Timestamp};
+use crate::types::{ChunkHash, FileKind, Generation, Ino, PackId, Timestamp};
 
 /// Version byte of the inode record layout.
 const INODE_VERSION: u8 = 1;
@@ -303,6 +303,70 @@ impl ChunkRecord {
     }
 }
 
+/// Version byte of the snapshot record layout.
+const SNAPSHOT_VERSION: u8 = 1;
+
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+struct SnapshotRaw {
+    version: u8,
+    pad: [u8; 3],
+    slot: U32,
+    generation: U64,
+    created_s: I64,
+    created_ns: U32,
+}
+
+/// A snapshot: the generation it froze, its view slot (part of the inode numbers it
+/// shows, so they are stable across remounts and unlike any other view's) and when it
+/// was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotRecord {
+    /// The frozen generation the snapshot reads.
+    pub generation: Generation,
+    /// The view slot (1 or more; 0 is the live tree).
+    pub slot: u32,
+    /// Creation time.
+    pub created: Timestamp,
+}
+
+impl SnapshotRecord {
+    /// Encodes the record value.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        SnapshotRaw {
+            version: SNAPSHOT_VERSION,
+            pad: [0; 3],
+            slot: U32::new(self.slot),
+            generation: U64::new(self.generation.0),
+            created_s: I64::new(self.created.secs),
+            created_ns: U32::new(self.created.nanos),
+        }
+        .as_bytes()
+        .to_vec()
+    }
+
+    /// Decodes a record value; fails with `Corrupt` on a wrong length or version.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<SnapshotRecord, MetaError> {
+        let raw = SnapshotRaw::read_from_bytes(bytes)
+            .map_err(|_| MetaError::corrupt(format!("snapshot record length {}", bytes.len())))?;
+        if raw.version != SNAPSHOT_VERSION || raw.created_ns.get() >= 1_000_000_000 {
+            return Err(MetaError::corrupt(format!(
+                "snapshot record version {} nanos {}",
+                raw.version,
+                raw.created_ns.get()
+            )));
+        }
+        Ok(SnapshotRecord {
+            generation: Generation(raw.generation.get()),
+            slot: raw.slot.get(),
+            created: Timestamp {
+                secs: raw.created_s.get(),
+                nanos: raw.created_ns.get(),
+            },
+        })
+    }
+}
+
 /// Encodes a `u64` system value.
 pub(crate) fn encode_u64(v: u64) -> Vec<u8> {
     v.to_le_bytes().to_vec()
@@ -390,5 +454,24 @@ mod tests {
         assert!(ChunkRecord::decode(&[1, 2, 3]).is_err());
         assert_eq!(decode_u64("x", &encode_u64(77)).unwrap(), 77);
         assert!(decode_u64("x", &[1]).is_err());
+    }
+
+    #[test]
+    fn snapshot_record_round_trips_and_rejects_other_layouts() {
+        let r = SnapshotRecord {
+            generation: Generation(42),
+            slot: 7,
+            created: Timestamp {
+                secs: 1_700_000_000,
+                nanos: 5,
+            },
+        };
+        let bytes = r.encode();
+        assert_eq!(bytes.len(), 28);
+        assert_eq!(SnapshotRecord::decode(&bytes).unwrap(), r);
+        let mut v2 = bytes.clone();
+        v2[0] = 2;
+        assert!(SnapshotRecord::decode(&v2).is_err());
+        assert!(SnapshotRecord::decode(&bytes[..27]).is_err());
     }
 }

@@ -33,6 +33,15 @@ fn inode(ino: u64, size: u64) -> Inode {
     }
 }
 
+/// Takes a snapshot with a fresh name; returns the generation it froze.
+fn freeze(s: &Store) -> Generation {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    s.create_snapshot(format!("s{n}").as_bytes(), Timestamp::default())
+        .unwrap()
+        .generation
+}
+
 fn raw_versions(s: &Store, logical: &[u8]) -> usize {
     let v = s.view().unwrap();
     let mut n = 0;
@@ -61,7 +70,7 @@ fn without_snapshots_each_key_has_one_version_and_delete_removes_it() {
 fn older_generation_keeps_its_version_after_overwrite_and_delete() {
     let (_d, s) = store();
     s.write(|w| w.put_inode(&inode(7, 10))).unwrap();
-    let frozen = s.advance_generation().unwrap();
+    let frozen = freeze(&s);
     s.write(|w| w.put_inode(&inode(7, 20))).unwrap();
     assert_eq!(raw_versions(&s, &keys::inode(Ino(7))), 2);
     assert_eq!(s.view().unwrap().inode(Ino(7)).unwrap().unwrap().size, 20);
@@ -74,7 +83,7 @@ fn older_generation_keeps_its_version_after_overwrite_and_delete() {
             .size,
         10
     );
-    // Delete in the live generation: a tombstone hides it, the old version stays.
+    // Delete in the live generation: the live version goes, the frozen one stays.
     s.write(|w| w.delete_inode(Ino(7))).unwrap();
     assert!(s.view().unwrap().inode(Ino(7)).unwrap().is_none());
     assert_eq!(
@@ -86,9 +95,11 @@ fn older_generation_keeps_its_version_after_overwrite_and_delete() {
             .size,
         10
     );
-    // Re-create: the tombstone born at the live generation is overwritten in place.
+    assert_eq!(raw_versions(&s, &keys::inode(Ino(7))), 1);
+    // Re-create: a new live version; the frozen one is untouched.
     s.write(|w| w.put_inode(&inode(7, 30))).unwrap();
     assert_eq!(raw_versions(&s, &keys::inode(Ino(7))), 2);
+    assert_eq!(size_at(&s, frozen, 7), Some(10));
     assert_eq!(s.view().unwrap().inode(Ino(7)).unwrap().unwrap().size, 30);
 }
 
@@ -101,30 +112,29 @@ fn size_at(s: &Store, gen: Generation, ino: u64) -> Option<u64> {
         .map(|i| i.size)
 }
 
-/// Lookups of versions born generations ago take point probes while the filesystem
-/// has few generations and a range scan beyond that; both must find the same version.
+/// Views of many generations each find the version that was live when they froze.
 #[test]
 fn old_versions_are_found_across_many_generations() {
     let (_d, s) = store();
     s.write(|w| w.put_inode(&inode(3, 1))).unwrap();
     let mut frozen = Vec::new();
     for round in 0..14u64 {
-        frozen.push(s.advance_generation().unwrap());
+        frozen.push(freeze(&s));
         if round == 5 {
             s.write(|w| w.put_inode(&inode(3, 6))).unwrap();
         }
     }
-    // Live view: 14 generations after the first write, 8 after the second.
-    let live = s.live_generation();
-    assert_eq!(size_at(&s, live, 3), Some(6));
+    let live = |ino| s.view().unwrap().inode(Ino(ino)).unwrap().map(|i| i.size);
+    assert_eq!(live(3), Some(6));
     assert_eq!(size_at(&s, frozen[0], 3), Some(1));
     assert_eq!(size_at(&s, frozen[5], 3), Some(1));
     assert_eq!(size_at(&s, frozen[6], 3), Some(6));
-    assert_eq!(size_at(&s, live, 4), None);
+    assert_eq!(live(4), None);
     assert_eq!(size_at(&s, frozen[2], 4), None);
     s.write(|w| w.delete_inode(Ino(3))).unwrap();
-    assert_eq!(size_at(&s, live, 3), None);
+    assert_eq!(live(3), None);
     assert_eq!(size_at(&s, frozen[13], 3), Some(6));
+    assert_eq!(size_at(&s, frozen[0], 3), Some(1));
 }
 
 #[test]
@@ -140,7 +150,7 @@ fn extent_replacement_reports_what_storage_lost() {
     let replaced = s.write(|w| w.put_extent(Ino(3), &e(2))).unwrap();
     assert_eq!(replaced.dropped, Some(e(1)));
     assert_eq!(replaced.previous_len, 10);
-    s.advance_generation().unwrap();
+    freeze(&s);
     // The version is kept for the older generation: nothing to unreference.
     let kept = s.write(|w| w.put_extent(Ino(3), &e(3))).unwrap();
     assert_eq!(kept.dropped, None);
@@ -150,7 +160,7 @@ fn extent_replacement_reports_what_storage_lost() {
 }
 
 #[test]
-fn directory_listing_pages_in_name_order_and_skips_tombstones() {
+fn directory_listing_pages_in_name_order_and_skips_deleted_names() {
     let (_d, s) = store();
     let names: Vec<Vec<u8>> = vec![
         b"b".to_vec(),
@@ -179,7 +189,7 @@ fn directory_listing_pages_in_name_order_and_skips_tombstones() {
         )
     })
     .unwrap();
-    s.advance_generation().unwrap();
+    freeze(&s);
     s.write(|w| w.delete_dirent(Ino(1), b"ab")).unwrap();
     let v = s.view().unwrap();
     let page1 = v.dir_entries_after(Ino(1), None, 2).unwrap();
@@ -266,7 +276,7 @@ fn state_survives_reopen() {
     {
         let s = Store::open(&path, DataDirPerms::OWNER_ONLY).unwrap();
         s.write(|w| w.put_inode(&inode(11, 77))).unwrap();
-        s.advance_generation().unwrap();
+        freeze(&s);
         s.close().unwrap();
     }
     let s = Store::open(&path, DataDirPerms::OWNER_ONLY).unwrap();
@@ -305,9 +315,7 @@ fn measure_store_latency() {
     eprintln!("view alone: {:?}", t.elapsed() / n as u32);
     let t = std::time::Instant::now();
     for i in 0..n {
-        v.tx()
-            .get(keys::versioned(&keys::inode(Ino(100 + i)), Generation(1)))
-            .unwrap();
+        v.tx().get(keys::live(&keys::inode(Ino(100 + i)))).unwrap();
     }
     eprintln!("raw point get: {:?}", t.elapsed() / n as u32);
 }
@@ -327,7 +335,7 @@ fn measure_hot_key_reads() {
         }
         let ranged = t.elapsed() / 1000;
         let v = s.view().unwrap();
-        let key = keys::versioned(&keys::inode(Ino(1)), Generation(1));
+        let key = keys::live(&keys::inode(Ino(1)));
         let t = std::time::Instant::now();
         for _ in 0..1000 {
             v.tx().get(&key).unwrap().unwrap();
@@ -364,7 +372,13 @@ fn a_frozen_generation_never_changes_under_concurrent_writes() {
         })
     };
     for _ in 0..100 {
-        let g = s.advance_generation().unwrap();
+        let g = s
+            .create_snapshot(
+                format!("c{}", s.live_generation().0).as_bytes(),
+                Timestamp::default(),
+            )
+            .unwrap()
+            .generation;
         let before = s.view_at(g).unwrap().inode(Ino(11)).unwrap().unwrap().size;
         std::thread::sleep(std::time::Duration::from_millis(2));
         let after = s.view_at(g).unwrap().inode(Ino(11)).unwrap().unwrap().size;
@@ -372,4 +386,183 @@ fn a_frozen_generation_never_changes_under_concurrent_writes() {
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     writer.join().unwrap();
+}
+
+/// A version deleted before a later snapshot is not resurrected in it: a frozen
+/// version's death generation bounds who sees it.
+#[test]
+fn a_snapshot_after_a_delete_does_not_see_the_deleted_version() {
+    let (_d, s) = store();
+    s.write(|w| w.put_inode(&inode(4, 1))).unwrap();
+    let before = freeze(&s);
+    s.write(|w| w.delete_inode(Ino(4))).unwrap();
+    let after = freeze(&s);
+    s.write(|w| w.put_inode(&inode(4, 3))).unwrap();
+    let recreated = freeze(&s);
+    assert_eq!(size_at(&s, before, 4), Some(1));
+    assert_eq!(size_at(&s, after, 4), None);
+    assert_eq!(size_at(&s, recreated, 4), Some(3));
+    let names = |g: Generation| {
+        s.view_at(g)
+            .unwrap()
+            .dir_entries_after(Ino(1), None, 10)
+            .unwrap()
+            .len()
+    };
+    assert_eq!(names(after), 0);
+}
+
+/// Without snapshots an overwrite replaces the version in storage even after older
+/// snapshots were deleted: nothing is frozen that no view could read.
+#[test]
+fn nothing_is_frozen_without_a_snapshot_that_sees_it() {
+    let (_d, s) = store();
+    s.write(|w| w.put_inode(&inode(9, 1))).unwrap();
+    freeze(&s);
+    s.write(|w| w.put_inode(&inode(9, 2))).unwrap();
+    assert_eq!(raw_versions(&s, &keys::inode(Ino(9))), 2);
+    // The snapshot after this write sees only the live version: nothing more frozen.
+    freeze(&s);
+    s.write(|w| w.put_inode(&inode(9, 3))).unwrap();
+    assert_eq!(raw_versions(&s, &keys::inode(Ino(9))), 3);
+    for (name, _) in s.view().unwrap().snapshots().unwrap() {
+        s.delete_snapshot(&name).unwrap();
+    }
+    s.write(|w| w.put_inode(&inode(9, 4))).unwrap();
+    assert_eq!(
+        raw_versions(&s, &keys::inode(Ino(9))),
+        3,
+        "frozen ones wait for the sweep"
+    );
+}
+
+#[test]
+fn snapshot_names_are_unique_and_delete_reports_missing_ones() {
+    let (_d, s) = store();
+    let a = s.create_snapshot(b"a", Timestamp::default()).unwrap();
+    assert!(matches!(
+        s.create_snapshot(b"a", Timestamp::default()),
+        Err(SnapshotError::Exists)
+    ));
+    let b = s.create_snapshot(b"b", Timestamp::default()).unwrap();
+    assert!(b.generation > a.generation && b.slot > a.slot);
+    assert_eq!(s.delete_snapshot(b"a").unwrap(), a);
+    assert!(matches!(
+        s.delete_snapshot(b"a"),
+        Err(SnapshotError::NotFound)
+    ));
+    // Slots are never reused: a stale handle of a deleted snapshot stays stale.
+    let c = s.create_snapshot(b"a", Timestamp::default()).unwrap();
+    assert!(c.slot > b.slot);
+}
+
+/// The sweep removes exactly the frozen versions no remaining snapshot sees, drops the
+/// references of removed extents, resumes from its cursor after a reopen, and leaves
+/// every remaining view as it was.
+#[test]
+fn sweep_removes_only_unseen_versions_and_resumes_after_reopen() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("meta");
+    let ext = |h: u8| Extent {
+        offset: 0,
+        hash: ChunkHash([h; 16]),
+        len: 10,
+    };
+    let (kept, dropped) = {
+        let s = Store::open(&path, DataDirPerms::OWNER_ONLY).unwrap();
+        for i in 0..100u64 {
+            s.write(|w| w.put_inode(&inode(100 + i, 1))).unwrap();
+        }
+        s.write(|w| w.put_extent(Ino(100), &ext(1))).unwrap();
+        s.create_snapshot(b"old", Timestamp::default()).unwrap();
+        for i in 0..100u64 {
+            s.write(|w| w.put_inode(&inode(100 + i, 2))).unwrap();
+        }
+        s.write(|w| w.put_extent(Ino(100), &ext(2))).unwrap();
+        let kept = s.create_snapshot(b"kept", Timestamp::default()).unwrap();
+        for i in 0..50u64 {
+            s.write(|w| w.put_inode(&inode(100 + i, 3))).unwrap();
+        }
+        s.delete_snapshot(b"old").unwrap();
+        assert!(s.sweep_pending().unwrap());
+        let mut dropped = Vec::new();
+        let step = s
+            .sweep_step(64, |_, e| {
+                dropped.push(e.hash);
+                Ok::<(), MetaError>(())
+            })
+            .unwrap();
+        assert!(!step.done && step.examined == 64);
+        s.close().unwrap();
+        (kept, dropped)
+    };
+    let s = Store::open(&path, DataDirPerms::OWNER_ONLY).unwrap();
+    assert!(s.sweep_pending().unwrap(), "the cursor survives a reopen");
+    let mut dropped = dropped;
+    loop {
+        let step = s
+            .sweep_step(64, |_, e| {
+                dropped.push(e.hash);
+                Ok::<(), MetaError>(())
+            })
+            .unwrap();
+        if step.done {
+            break;
+        }
+    }
+    assert!(!s.sweep_pending().unwrap());
+    assert_eq!(dropped, vec![ChunkHash([1; 16])]);
+    for i in 0..100u64 {
+        let want = if i < 50 { 2 } else { 1 };
+        assert_eq!(
+            raw_versions(&s, &keys::inode(Ino(100 + i))),
+            want,
+            "ino {i}"
+        );
+        assert_eq!(size_at(&s, kept.generation, 100 + i), Some(2));
+    }
+}
+
+/// A layout-1 store (before snapshots existed) is upgraded in place on open.
+#[test]
+fn layout1_metadata_is_upgraded_on_open() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("meta");
+    {
+        let s = Store::open(&path, DataDirPerms::OWNER_ONLY).unwrap();
+        s.write(|w| {
+            for i in 0..5000u64 {
+                let mut v = vec![1u8];
+                v.extend_from_slice(&inode(10 + i, i).encode());
+                w.set(&keys::frozen(&keys::inode(Ino(10 + i)), Generation(1)), &v)?;
+            }
+            w.set(&keys::frozen(&keys::inode(Ino(9)), Generation(1)), &[0])?;
+            w.del(&keys::system(SYS_META_FORMAT))
+        })
+        .unwrap();
+        s.close().unwrap();
+    }
+    let s = Store::open(&path, DataDirPerms::OWNER_ONLY).unwrap();
+    let v = s.view().unwrap();
+    for i in 0..5000u64 {
+        assert_eq!(v.inode(Ino(10 + i)).unwrap().unwrap().size, i);
+        assert_eq!(raw_versions(&s, &keys::inode(Ino(10 + i))), 1);
+    }
+    assert!(v.inode(Ino(9)).unwrap().is_none());
+    assert_eq!(raw_versions(&s, &keys::inode(Ino(9))), 0);
+    assert_eq!(s.max_ino().unwrap(), Ino(5009));
+}
+
+/// A layout this build does not know is refused, not guessed at.
+#[test]
+fn an_unknown_metadata_layout_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("meta");
+    {
+        let s = Store::open(&path, DataDirPerms::OWNER_ONLY).unwrap();
+        s.set_system_u64(SYS_META_FORMAT, 9).unwrap();
+        s.close().unwrap();
+    }
+    let err = Store::open(&path, DataDirPerms::OWNER_ONLY).err().unwrap();
+    assert!(err.to_string().contains("layout 9"), "{err}");
 }

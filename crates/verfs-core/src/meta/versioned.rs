@@ -1,110 +1,115 @@
-//! The versioned record layer (DESIGN.md §4): copy-on-write at record level.
+//! The versioned record layer (DESIGN.md §4): copy-on-write at record level, layout 2.
 //!
-//! A logical key has one stored key per version, `logical ++ (u64::MAX - birth)`, newest
-//! first. A stored value is `[1] ++ payload` or `[0]` for a tombstone. A view at generation
-//! `g` sees, per logical key, the newest version born at or before `g`, unless it is a
-//! tombstone. With no snapshots every logical key has exactly one version.
+//! A logical key has at most one *live* version, stored under `logical ++ 0x00*8`, and
+//! any number of *frozen* versions kept for snapshots, stored under
+//! `logical ++ (u64::MAX - birth)`, so the live version sorts first and frozen ones
+//! follow newest first. A stored value is `[2] ++ gen:u64 ++ payload`, where `gen` is
+//! the live version's birth generation or a frozen version's death generation (the
+//! first generation that no longer sees it): a frozen version is visible to views in
+//! `[birth, death)`, the live one to views from its birth on and to the live view.
+//!
+//! The live view reads one point lookup per key however many snapshots exist; a
+//! snapshot view reads the live key and, when that was born after it, one short range
+//! scan. Without snapshots every logical key has exactly one version and no tombstone
+//! exists (a deletion is recorded by the death generation of the frozen version).
 
 use surrealkv::Transaction;
 
-use super::keys::{self, GEN_SUFFIX_LEN};
+use super::keys::{self, Stored};
 use super::{scan_raw, MetaError};
 use crate::types::Generation;
 
-const LIVE: u8 = 1;
-const TOMBSTONE: u8 = 0;
+/// Tag byte of a layout-2 stored value.
+const TAG: u8 = 2;
+/// Bytes before the payload: tag and generation.
+const HEADER_LEN: usize = 9;
 
-/// Wraps a payload as a live stored value.
-pub(crate) fn live_value(payload: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(payload.len() + 1);
-    v.push(LIVE);
+/// Which versions a reader sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ViewAt {
+    /// The live tree: the live version of each key.
+    Live,
+    /// A frozen generation (a snapshot).
+    Frozen(Generation),
+}
+
+/// Encodes a stored value: `gen` is a birth (live key) or a death (frozen key).
+pub(crate) fn encode(gen: Generation, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(HEADER_LEN + payload.len());
+    v.push(TAG);
+    v.extend_from_slice(&gen.0.to_be_bytes());
     v.extend_from_slice(payload);
     v
 }
 
-/// The stored value of a tombstone.
-pub(crate) fn tombstone_value() -> Vec<u8> {
-    vec![TOMBSTONE]
-}
-
-/// The payload of a stored value, or `None` for a tombstone.
+/// Splits a stored value into its generation and payload.
 ///
-/// Fails with `Corrupt` on an empty value or unknown tag.
-pub(crate) fn payload(stored: &[u8]) -> Result<Option<&[u8]>, MetaError> {
-    match stored.first() {
-        Some(&LIVE) => Ok(Some(&stored[1..])),
-        Some(&TOMBSTONE) if stored.len() == 1 => Ok(None),
-        _ => Err(MetaError::corrupt(format!(
-            "versioned value tag {:?} length {}",
+/// Fails with `Corrupt` on a short value or an unknown tag (an older layout included).
+pub(crate) fn decode(stored: &[u8]) -> Result<(Generation, &[u8]), MetaError> {
+    if stored.len() < HEADER_LEN || stored[0] != TAG {
+        return Err(MetaError::corrupt(format!(
+            "versioned value tag {:?} length {} (layout 2 expected)",
             stored.first(),
             stored.len()
-        ))),
+        )));
     }
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&stored[1..HEADER_LEN]);
+    Ok((Generation(u64::from_be_bytes(b)), &stored[HEADER_LEN..]))
 }
 
-/// The end of `logical`'s version range (exclusive).
-fn versions_end(logical: &[u8]) -> Result<Vec<u8>, MetaError> {
-    keys::prefix_end(logical).ok_or_else(|| MetaError::corrupt("unbounded logical key".into()))
-}
-
-/// One stored version of a logical key.
-pub(crate) struct Version {
-    /// The stored key (logical ++ suffix).
-    pub key: Vec<u8>,
-    /// The stored value (tagged).
-    pub stored: Vec<u8>,
-}
-
-/// The version of `logical` born exactly at `gen`, by point lookup.
-///
-/// Point lookups stay fast on keys rewritten many times (a directory's inode on every
-/// create), where a range scan would step over every superseded internal version.
-pub(crate) fn born_at(
+/// The live version of `logical`: its birth generation and payload.
+pub(crate) fn get_live(
     tx: &Transaction,
     logical: &[u8],
-    gen: Generation,
-) -> Result<Option<Version>, MetaError> {
-    let key = keys::versioned(logical, gen);
-    let stored = tx.get(&key).map_err(|e| MetaError::kv("get", e))?;
-    Ok(stored.map(|stored| Version { key, stored }))
-}
-
-/// The first generation live writes are born at; nothing is ever stored at 0.
-const FIRST_GENERATION: u64 = 1;
-/// Up to this many older generations are probed one point lookup each; more are
-/// searched with one range scan.
-const MAX_POINT_PROBES: u64 = 8;
-
-/// The newest version of `logical` born strictly before `gen` (tombstones included).
-///
-/// Most calls are misses (a name looked up before it is created, an xattr a file does
-/// not have) and SurrealKV answers a missing point lookup from its bloom filters, while
-/// setting up a range scan cost a fifth of a small-file workload's CPU. So the few
-/// generations of a filesystem with few snapshots are probed one by one.
-pub(crate) fn newest_before(
-    tx: &Transaction,
-    logical: &[u8],
-    gen: Generation,
-) -> Result<Option<Version>, MetaError> {
-    let older = gen.0.saturating_sub(FIRST_GENERATION);
-    if older <= MAX_POINT_PROBES {
-        for g in (FIRST_GENERATION..gen.0).rev() {
-            if let Some(v) = born_at(tx, logical, Generation(g))? {
-                return Ok(Some(v));
-            }
-        }
+) -> Result<Option<(Generation, Vec<u8>)>, MetaError> {
+    let Some(stored) = tx
+        .get(&keys::live(logical))
+        .map_err(|e| MetaError::kv("get", e))?
+    else {
         return Ok(None);
+    };
+    let (birth, payload) = decode(&stored)?;
+    Ok(Some((birth, payload.to_vec())))
+}
+
+/// The payload of `logical` visible at `at`, if any.
+pub(crate) fn get_visible(
+    tx: &Transaction,
+    logical: &[u8],
+    at: ViewAt,
+) -> Result<Option<Vec<u8>>, MetaError> {
+    let live = get_live(tx, logical)?;
+    let g = match at {
+        ViewAt::Live => return Ok(live.map(|(_, p)| p)),
+        ViewAt::Frozen(g) => g,
+    };
+    if let Some((birth, payload)) = live {
+        if birth <= g {
+            return Ok(Some(payload));
+        }
     }
-    let start = keys::versioned(logical, Generation(gen.0 - 1));
-    let end = versions_end(logical)?;
+    frozen_visible(tx, logical, g)
+}
+
+/// The frozen version of `logical` visible at `g`: the newest born at or before `g`,
+/// if it was still alive at `g`.
+fn frozen_visible(
+    tx: &Transaction,
+    logical: &[u8],
+    g: Generation,
+) -> Result<Option<Vec<u8>>, MetaError> {
+    let start = keys::frozen(logical, g);
+    let end = keys::prefix_end(logical)
+        .ok_or_else(|| MetaError::corrupt("unbounded logical key".into()))?;
     let mut found = None;
     scan_raw(tx, &start, &end, |k, v| {
-        if let Some((lk, _)) = keys::split_versioned(k) {
+        if let Some((lk, Stored::Frozen(_))) = keys::split_stored(k) {
             if lk == logical {
-                found = Some(Version {
-                    key: k.to_vec(),
-                    stored: v.to_vec(),
-                });
+                let (death, payload) = decode(v)?;
+                if death > g {
+                    found = Some(payload.to_vec());
+                }
             }
         }
         Ok(false)
@@ -112,15 +117,14 @@ pub(crate) fn newest_before(
     Ok(found)
 }
 
-/// The newest version of `logical` visible at `at` (tombstones included), if any.
-pub(crate) fn newest_visible(
-    tx: &Transaction,
-    logical: &[u8],
-    at: Generation,
-) -> Result<Option<Version>, MetaError> {
-    match born_at(tx, logical, at)? {
-        Some(v) => Ok(Some(v)),
-        None => newest_before(tx, logical, at),
+/// Whether version `(key, value)` is the one a view at `at` sees of its logical key;
+/// versions of one logical key come newest first, so the first that is seen decides.
+fn seen_at(slot: Stored, stored_gen: Generation, at: ViewAt) -> bool {
+    match (slot, at) {
+        (Stored::Live, ViewAt::Live) => true,
+        (Stored::Frozen(_), ViewAt::Live) => false,
+        (Stored::Live, ViewAt::Frozen(g)) => stored_gen <= g,
+        (Stored::Frozen(birth), ViewAt::Frozen(g)) => birth <= g && g < stored_gen,
     }
 }
 
@@ -130,31 +134,70 @@ pub(crate) fn scan_visible(
     tx: &Transaction,
     prefix: &[u8],
     start: &[u8],
-    at: Generation,
+    at: ViewAt,
     mut visit: impl FnMut(&[u8], &[u8]) -> Result<bool, MetaError>,
 ) -> Result<(), MetaError> {
-    let end = versions_end(prefix)?;
+    let end = keys::prefix_end(prefix)
+        .ok_or_else(|| MetaError::corrupt("unbounded logical key".into()))?;
     let mut decided: Vec<u8> = Vec::new();
     let mut have_decided = false;
     scan_raw(tx, start, &end, |k, v| {
-        if k.len() < GEN_SUFFIX_LEN + 1 {
+        let Some((lk, slot)) = keys::split_stored(k) else {
             return Err(MetaError::corrupt(format!("short versioned key {k:02x?}")));
-        }
-        let Some((lk, birth)) = keys::split_versioned(k) else {
-            return Ok(true);
         };
         if have_decided && lk == decided.as_slice() {
             return Ok(true);
         }
-        if birth > at {
+        let (gen, payload) = decode(v)?;
+        if !seen_at(slot, gen, at) {
             return Ok(true);
         }
         decided.clear();
         decided.extend_from_slice(lk);
         have_decided = true;
-        match payload(v)? {
-            Some(p) => visit(lk, p),
-            None => Ok(true),
-        }
+        visit(lk, payload)
     })
+}
+
+/// Whether any snapshot generation in `snapshots` (sorted) lies in `[birth, death)`:
+/// whether a version with that lifetime is still seen by some snapshot.
+pub(crate) fn seen_by_snapshot(snapshots: &[u64], birth: Generation, death: Generation) -> bool {
+    let i = snapshots.partition_point(|&s| s < birth.0);
+    snapshots.get(i).is_some_and(|&s| s < death.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_round_trip_and_older_layouts_are_rejected() {
+        let v = encode(Generation(7), b"abc");
+        assert_eq!(decode(&v).unwrap(), (Generation(7), &b"abc"[..]));
+        assert!(decode(&[1, b'x']).is_err(), "layout 1 live value");
+        assert!(decode(&[0]).is_err(), "layout 1 tombstone");
+        assert!(decode(&v[..8]).is_err(), "short");
+    }
+
+    #[test]
+    fn snapshot_ranges_are_half_open() {
+        let s = [3, 5, 9];
+        assert!(seen_by_snapshot(&s, Generation(3), Generation(4)));
+        assert!(!seen_by_snapshot(&s, Generation(4), Generation(5)));
+        assert!(seen_by_snapshot(&s, Generation(1), Generation(10)));
+        assert!(!seen_by_snapshot(&s, Generation(10), Generation(11)));
+        assert!(!seen_by_snapshot(&[], Generation(1), Generation(2)));
+    }
+
+    #[test]
+    fn visibility_follows_lifetimes() {
+        let g = Generation;
+        assert!(seen_at(Stored::Live, g(4), ViewAt::Live));
+        assert!(!seen_at(Stored::Frozen(g(1)), g(4), ViewAt::Live));
+        assert!(seen_at(Stored::Live, g(4), ViewAt::Frozen(g(4))));
+        assert!(!seen_at(Stored::Live, g(4), ViewAt::Frozen(g(3))));
+        assert!(seen_at(Stored::Frozen(g(1)), g(4), ViewAt::Frozen(g(3))));
+        assert!(!seen_at(Stored::Frozen(g(1)), g(4), ViewAt::Frozen(g(4))));
+        assert!(!seen_at(Stored::Frozen(g(2)), g(4), ViewAt::Frozen(g(1))));
+    }
 }

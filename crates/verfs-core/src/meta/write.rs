@@ -1,11 +1,13 @@
 //! Write transactions: typed writes that follow the versioned-record rules.
 
+use std::sync::Arc;
+
 use surrealkv::Transaction;
 
 use super::keys;
 use super::reader::Reader;
 use super::records::{ChunkRecord, Dirent, Extent, Inode};
-use super::versioned::{born_at, live_value, newest_before, payload, tombstone_value};
+use super::versioned::{encode, get_live, seen_by_snapshot, ViewAt};
 use super::MetaError;
 use crate::types::{ChunkHash, Generation, Ino};
 
@@ -55,6 +57,9 @@ impl ExtentChange {
 pub struct WriteTxn {
     tx: Transaction,
     gen: Generation,
+    /// Generations of the snapshots that exist, sorted: a replaced version is kept
+    /// (frozen) only if one of them sees it.
+    snapshots: Arc<Vec<u64>>,
 }
 
 impl Reader for WriteTxn {
@@ -62,14 +67,14 @@ impl Reader for WriteTxn {
         &self.tx
     }
 
-    fn generation(&self) -> Generation {
-        self.gen
+    fn at(&self) -> ViewAt {
+        ViewAt::Live
     }
 }
 
 impl WriteTxn {
-    pub(crate) fn new(tx: Transaction, gen: Generation) -> WriteTxn {
-        WriteTxn { tx, gen }
+    pub(crate) fn new(tx: Transaction, gen: Generation, snapshots: Arc<Vec<u64>>) -> WriteTxn {
+        WriteTxn { tx, gen, snapshots }
     }
 
     pub(crate) async fn commit(mut self) -> Result<(), MetaError> {
@@ -83,57 +88,52 @@ impl WriteTxn {
         self.tx.rollback();
     }
 
-    fn set(&mut self, key: &[u8], value: &[u8]) -> Result<(), MetaError> {
+    /// Generations of the snapshots that exist, sorted.
+    pub(crate) fn snapshot_gens(&self) -> &[u64] {
+        &self.snapshots
+    }
+
+    pub(crate) fn set(&mut self, key: &[u8], value: &[u8]) -> Result<(), MetaError> {
         self.tx.set(key, value).map_err(|e| MetaError::kv("set", e))
     }
 
-    fn del(&mut self, key: &[u8]) -> Result<(), MetaError> {
+    pub(crate) fn del(&mut self, key: &[u8]) -> Result<(), MetaError> {
         self.tx.delete(key).map_err(|e| MetaError::kv("delete", e))
     }
 
-    /// Writes a new visible version of `logical` at the live generation.
-    fn put_versioned(&mut self, logical: &[u8], value: &[u8]) -> Result<Prior, MetaError> {
-        let stored = live_value(value);
-        if let Some(v) = born_at(&self.tx, logical, self.gen)? {
-            self.set(&v.key, &stored)?;
-            return Ok(match payload(&v.stored)? {
-                Some(p) => Prior::Replaced(p.to_vec()),
-                None => Prior::Absent,
-            });
+    /// Ends the live version `(birth, old)` of `logical` now: freezes it when a snapshot
+    /// still sees it, else reports it gone from storage.
+    fn retire(
+        &mut self,
+        logical: &[u8],
+        birth: Generation,
+        old: Vec<u8>,
+    ) -> Result<Prior, MetaError> {
+        if birth < self.gen && seen_by_snapshot(&self.snapshots, birth, self.gen) {
+            self.set(&keys::frozen(logical, birth), &encode(self.gen, &old))?;
+            Ok(Prior::Retained(old))
+        } else {
+            Ok(Prior::Replaced(old))
         }
-        let older = newest_before(&self.tx, logical, self.gen)?;
-        self.set(&keys::versioned(logical, self.gen), &stored)?;
-        Ok(match older {
-            Some(v) => match payload(&v.stored)? {
-                Some(p) => Prior::Retained(p.to_vec()),
-                None => Prior::Absent,
-            },
-            None => Prior::Absent,
-        })
     }
 
-    /// Hides `logical` from the live view: removes the key outright when no older version
-    /// lies beneath, else writes a tombstone born at the live generation.
+    /// Writes a new live version of `logical`, born at the live generation.
+    fn put_versioned(&mut self, logical: &[u8], value: &[u8]) -> Result<Prior, MetaError> {
+        let prior = match get_live(&self.tx, logical)? {
+            Some((birth, old)) => self.retire(logical, birth, old)?,
+            None => Prior::Absent,
+        };
+        self.set(&keys::live(logical), &encode(self.gen, value))?;
+        Ok(prior)
+    }
+
+    /// Removes `logical` from the live view; a snapshot that saw it keeps it.
     fn delete_versioned(&mut self, logical: &[u8]) -> Result<Prior, MetaError> {
-        if let Some(v) = born_at(&self.tx, logical, self.gen)? {
-            let Some(old) = payload(&v.stored)?.map(<[u8]>::to_vec) else {
-                return Ok(Prior::Absent);
-            };
-            if newest_before(&self.tx, logical, self.gen)?.is_some() {
-                self.set(&v.key, &tombstone_value())?;
-            } else {
-                self.del(&v.key)?;
-            }
-            return Ok(Prior::Replaced(old));
-        }
-        let Some(v) = newest_before(&self.tx, logical, self.gen)? else {
+        let Some((birth, old)) = get_live(&self.tx, logical)? else {
             return Ok(Prior::Absent);
         };
-        let Some(old) = payload(&v.stored)?.map(<[u8]>::to_vec) else {
-            return Ok(Prior::Absent);
-        };
-        self.set(&keys::versioned(logical, self.gen), &tombstone_value())?;
-        Ok(Prior::Retained(old))
+        self.del(&keys::live(logical))?;
+        self.retire(logical, birth, old)
     }
 
     /// Writes inode `inode.ino`.
