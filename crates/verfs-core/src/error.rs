@@ -43,6 +43,9 @@ pub enum FsError {
     /// EROFS: the object is read-only (snapshots).
     #[error("read-only file system")]
     ReadOnly,
+    /// ESTALE: the inode belongs to a snapshot that was deleted.
+    #[error("stale file handle")]
+    Stale,
     /// EXDEV: the rename crosses a boundary it may not cross.
     #[error("cross-device link")]
     CrossDevice,
@@ -93,6 +96,7 @@ impl FsError {
             FsError::NameTooLong => libc::ENAMETOOLONG,
             FsError::NoSpace => libc::ENOSPC,
             FsError::ReadOnly => libc::EROFS,
+            FsError::Stale => libc::ESTALE,
             FsError::CrossDevice => libc::EXDEV,
             FsError::BadHandle => libc::EBADF,
             FsError::TooBig => libc::EFBIG,
@@ -143,6 +147,7 @@ mod tests {
             (FsError::NameTooLong, libc::ENAMETOOLONG),
             (FsError::NoSpace, libc::ENOSPC),
             (FsError::ReadOnly, libc::EROFS),
+            (FsError::Stale, libc::ESTALE),
             (FsError::CrossDevice, libc::EXDEV),
             (FsError::BadHandle, libc::EBADF),
             (FsError::TooBig, libc::EFBIG),

@@ -188,6 +188,22 @@ impl Engine {
         )
     }
 
+    /// Reads up to `len` bytes of `ino` at `offset` as `view` sees it, with no write
+    /// overlay: how a snapshot's files are read (nothing is ever pending there).
+    ///
+    /// Fails with `NotFound` if the inode is not in the view, or as
+    /// [`Engine::read_chunk`] does.
+    pub fn read_at(&self, view: &View, ino: Ino, offset: u64, len: u32) -> FsResult<Vec<u8>> {
+        let size = view.inode(ino)?.ok_or(FsError::NotFound)?.size;
+        let n = size.saturating_sub(offset).min(u64::from(len)) as usize;
+        let mut out = Vec::with_capacity(n);
+        if n > 0 {
+            self.read_committed(view, ino, offset, n, size, &mut out)?;
+            self.stats.add_read(n as u64);
+        }
+        Ok(out)
+    }
+
     /// Reads up to `len` bytes of `ino` at `offset`, committed data overlaid with writes
     /// still in a batch. Without a window slot every read looks up its extents.
     ///

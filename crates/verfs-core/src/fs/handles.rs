@@ -6,6 +6,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use crate::engine::WindowSlot;
 use crate::error::{FsError, FsResult};
+use crate::fs::node::Tree;
 use crate::meta::View;
 use crate::types::{FileHandle, Ino};
 
@@ -26,8 +27,12 @@ pub struct FileOpen {
 /// last `readdir` stopped, so a directory changing underneath (rm -rf) never makes the
 /// listing skip or repeat entries.
 pub struct DirStream {
-    /// The directory.
+    /// The directory (the stored inode in `tree`).
     pub ino: Ino,
+    /// The tree the directory is in.
+    pub tree: Tree,
+    /// For `/.snapshots`: the snapshots when it was opened (name, root inode number).
+    pub listing: Option<Vec<(Vec<u8>, Ino)>>,
     /// The MVCC snapshot the listing reads.
     pub view: View,
     /// Offset of the next entry after the last one returned, with that entry's name.

@@ -7,12 +7,14 @@
 
 mod control;
 mod handles;
+mod node;
 mod ops;
+mod snapshots;
 mod startup;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use thiserror::Error;
@@ -30,6 +32,7 @@ use crate::service::{DataDirLock, LockError, SyncService};
 use crate::types::Ino;
 use crate::write::Batcher;
 use handles::Handles;
+use snapshots::SnapshotTable;
 
 /// The attributes the FUSE layer reports for an inode.
 pub type Attr = Inode;
@@ -110,6 +113,8 @@ pub struct Fs {
     batcher: Arc<Batcher>,
     sync: SyncService,
     handles: Handles,
+    /// The snapshots that exist (names, view slots, generations).
+    snapshots: RwLock<SnapshotTable>,
     next_ino: AtomicU64,
     attr_ttl: Duration,
     data_dir: PathBuf,
@@ -182,8 +187,15 @@ impl Fs {
         })
     }
 
-    fn alloc_ino(&self) -> Ino {
-        Ino(self.next_ino.fetch_add(1, Ordering::Relaxed))
+    /// A fresh inode number, below the numbers reserved for snapshot views.
+    ///
+    /// Fails with `NoSpace` once the live inode numbers are used up.
+    fn alloc_ino(&self) -> FsResult<Ino> {
+        let ino = Ino(self.next_ino.fetch_add(1, Ordering::Relaxed));
+        if ino >= node::SNAPDIR_INO {
+            return Err(FsError::NoSpace);
+        }
+        Ok(ino)
     }
 }
 

@@ -2,11 +2,12 @@
 //! shutdown, create the root, purge orphans, start the batcher and the sync service.
 
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rand::RngCore;
 
+use super::snapshots::SnapshotTable;
 use super::{Fs, OpenError};
 use crate::config::Config;
 use crate::data::{ChunkHasher, PackStore, UltraCdc};
@@ -101,6 +102,11 @@ pub(super) fn open(cfg: &Config) -> Result<Fs, OpenError> {
         .meta
         .max_ino()
         .map_err(|e| startup("scan inodes")(e.into()))?;
+    let snapshots = engine
+        .meta
+        .view()
+        .and_then(|v| SnapshotTable::load(&v))
+        .map_err(|e| startup("read snapshots")(e.into()))?;
     let limits = BatchLimits {
         max_blocks: cfg.batch_max_blocks,
         max_bytes: cfg.batch_max_memory_mb * 1024 * 1024,
@@ -119,6 +125,7 @@ pub(super) fn open(cfg: &Config) -> Result<Fs, OpenError> {
         batcher,
         sync,
         handles: Default::default(),
+        snapshots: RwLock::new(snapshots),
         next_ino: AtomicU64::new(max_ino.0.max(Ino::ROOT.0) + 1),
         attr_ttl: Duration::from_secs(cfg.attr_ttl_secs),
         data_dir: cfg.data_dir.clone(),

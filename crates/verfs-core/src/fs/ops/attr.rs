@@ -74,6 +74,10 @@ impl Fs {
     /// (their commit would otherwise set mtime after the caller did, breaking
     /// `rsync -t`, `tar`, `cp -p`); other changes commit at once.
     pub fn setattr(&self, _caller: Caller, ino: Ino, req: SetAttr, done: Done<Attr>) {
+        let ino = match self.live(ino) {
+            Ok(i) => i,
+            Err(e) => return done(Err(e)),
+        };
         if let Some(size) = req.size {
             return self.batcher.set_size(
                 ino,

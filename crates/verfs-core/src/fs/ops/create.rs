@@ -154,7 +154,8 @@ impl Fs {
         node: NewNode<'_>,
     ) -> FsResult<Attr> {
         check_name(name)?;
-        let ino = self.alloc_ino();
+        let parent = self.live_new_name(parent, name)?;
+        let ino = self.alloc_ino()?;
         self.engine.meta.write(|txn| {
             let now = Timestamp::now();
             let mut p = live_dir(txn, parent)?;
@@ -278,6 +279,8 @@ impl Fs {
         newname: &[u8],
     ) -> FsResult<Attr> {
         check_name(newname)?;
+        let ino = self.live(ino)?;
+        let newparent = self.live_new_name(newparent, newname)?;
         self.engine.meta.write(|txn| {
             let now = Timestamp::now();
             let mut p = live_dir(txn, newparent)?;

@@ -15,6 +15,7 @@
 
 use crate::error::{FsError, FsResult};
 use crate::fs::handles::DirStream;
+use crate::fs::node::{Node, Tree, SNAPDIR_INO};
 use crate::fs::{Attr, Fs};
 use crate::meta::Reader;
 use crate::types::{FileHandle, FileKind, Ino};
@@ -42,13 +43,27 @@ impl Fs {
     ///
     /// Fails with `NotFound` or `NotDir`.
     pub fn opendir(&self, ino: Ino) -> FsResult<FileHandle> {
-        let view = self.engine.meta.view()?;
+        let (tree, ino) = match self.node(ino)? {
+            Node::Stored(tree, i) => (tree, i),
+            Node::SnapDir => {
+                return Ok(self.handles.open_dir(DirStream {
+                    ino: SNAPDIR_INO,
+                    tree: Tree::Live,
+                    listing: Some(self.snapshot_entries()),
+                    view: self.engine.meta.view()?,
+                    cursor: None,
+                }));
+            }
+        };
+        let view = self.view_of(tree)?;
         let inode = view.inode(ino)?.ok_or(FsError::NotFound)?;
         if inode.kind != FileKind::Dir {
             return Err(FsError::NotDir);
         }
         Ok(self.handles.open_dir(DirStream {
             ino,
+            tree,
+            listing: None,
             view,
             cursor: None,
         }))
@@ -67,12 +82,25 @@ impl Fs {
     ) -> FsResult<()> {
         let stream = self.handles.dir(fh)?;
         let mut s = stream.lock().unwrap_or_else(|p| p.into_inner());
-        let live = self.engine.meta.view()?;
+        if let Some(listing) = &s.listing {
+            return self.list_snapshots(listing, offset, plus, add);
+        }
+        let tree = s.tree;
+        // The current state of the tree (a snapshot's never changes).
+        let live = self.view_of(tree)?;
         let me = match live.inode(s.ino)? {
             Some(me) => me,
             None => s.view.inode(s.ino)?.ok_or(FsError::NotFound)?,
         };
-        let dots = [(1u64, me.ino, &b"."[..]), (2, me.parent, &b".."[..])];
+        let up = if tree != Tree::Live && me.ino == Ino::ROOT {
+            SNAPDIR_INO
+        } else {
+            tree.export_ino(me.parent)
+        };
+        let dots = [
+            (1u64, tree.export_ino(me.ino), &b"."[..]),
+            (2, up, &b".."[..]),
+        ];
         for (next, ino, name) in dots {
             if offset < next {
                 let attr = if plus { self.current_attr(ino)? } else { None };
@@ -119,13 +147,10 @@ impl Fs {
                     s.cursor = Some((offset, name));
                     continue;
                 };
-                let attr = if plus {
-                    self.current_attr(d.ino)?
-                } else {
-                    None
-                };
+                let ino = tree.export_ino(d.ino);
+                let attr = if plus { self.current_attr(ino)? } else { None };
                 let e = DirEntry {
-                    ino: d.ino,
+                    ino,
                     kind: d.kind,
                     name,
                     offset,
@@ -139,12 +164,48 @@ impl Fs {
         }
     }
 
+    /// Lists `/.snapshots` from the snapshots there were at opendir, by index.
+    fn list_snapshots(
+        &self,
+        listing: &[(Vec<u8>, Ino)],
+        offset: u64,
+        plus: bool,
+        mut add: impl FnMut(&DirEntry) -> bool,
+    ) -> FsResult<()> {
+        let dots = [(SNAPDIR_INO, &b"."[..]), (Ino::ROOT, &b".."[..])];
+        let entries = dots
+            .iter()
+            .map(|(i, n)| (*i, n.to_vec()))
+            .chain(listing.iter().map(|(n, i)| (*i, n.clone())));
+        for (index, (ino, name)) in entries.enumerate() {
+            let next = index as u64 + 1;
+            if offset >= next {
+                continue;
+            }
+            let attr = if plus { self.current_attr(ino)? } else { None };
+            if plus && attr.is_none() {
+                continue; // deleted since opendir
+            }
+            let e = DirEntry {
+                ino,
+                kind: FileKind::Dir,
+                name,
+                offset: next,
+                attr,
+            };
+            if add(&e) {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
     /// Attributes for readdirplus: current ones, with writes still in the batcher or held
     /// (the kernel caches them like a lookup's), `None` if the inode is gone by now.
     fn current_attr(&self, ino: Ino) -> FsResult<Option<Attr>> {
-        match self.engine.inode_with_pending(ino) {
+        match self.getattr(ino) {
             Ok(a) => Ok(Some(a)),
-            Err(FsError::NotFound) => Ok(None),
+            Err(FsError::NotFound | FsError::Stale) => Ok(None),
             Err(e) => Err(e),
         }
     }

@@ -1,6 +1,7 @@
 //! Open files: open, read, write, flush, release, fsync.
 
 use crate::error::{FsError, FsResult};
+use crate::fs::node::{Node, Tree};
 use crate::fs::{Caller, FileOpen, Fs};
 use crate::meta::Reader;
 use crate::types::{FileHandle, FileKind, Ino, Timestamp};
@@ -11,17 +12,19 @@ impl Fs {
     ///
     /// Fails with `NotFound` if the inode is gone, `IsDir` for a directory.
     pub fn open(&self, _caller: Caller, ino: Ino, flags: i32) -> FsResult<FileHandle> {
-        let fh = self.handles.open_file(FileOpen::from_flags(ino, flags));
-        let check = self
-            .engine
-            .meta
-            .view()
-            .map_err(FsError::from)
-            .and_then(|v| match v.inode(ino)? {
-                None => Err(FsError::NotFound),
-                Some(i) if i.kind == FileKind::Dir => Err(FsError::IsDir),
-                Some(_) => Ok(()),
-            });
+        let open = FileOpen::from_flags(ino, flags);
+        let (tree, stored) = match self.node(ino)? {
+            Node::Stored(Tree::Live, i) => (Tree::Live, i),
+            Node::Stored(tree, i) if !open.write && flags & libc::O_TRUNC == 0 => (tree, i),
+            Node::Stored(..) => return Err(FsError::ReadOnly),
+            Node::SnapDir => return Err(FsError::IsDir),
+        };
+        let fh = self.handles.open_file(open);
+        let check = self.view_of(tree).and_then(|v| match v.inode(stored)? {
+            None => Err(FsError::NotFound),
+            Some(i) if i.kind == FileKind::Dir => Err(FsError::IsDir),
+            Some(_) => Ok(()),
+        });
         match check {
             Ok(()) => Ok(fh),
             Err(e) => {
@@ -40,6 +43,13 @@ impl Fs {
         if f.ino != ino {
             return Err(FsError::BadHandle);
         }
+        let ino = match self.node(ino)? {
+            Node::Stored(Tree::Live, i) => i,
+            Node::Stored(tree, i) => {
+                return self.engine.read_at(&self.view_of(tree)?, i, offset, size)
+            }
+            Node::SnapDir => return Err(FsError::IsDir),
+        };
         let (data, loaded) = self.engine.read_windowed(ino, offset, size, &f.window)?;
         if loaded {
             self.touch_atime(ino)?;
@@ -71,6 +81,9 @@ impl Fs {
 
     /// Queues a write; `done` gets the byte count once the batch holding it committed.
     pub fn write(&self, ino: Ino, fh: FileHandle, offset: u64, data: &[u8], done: Done<u32>) {
+        if let Err(e) = self.live(ino) {
+            return done(Err(e));
+        }
         match self.handles.file(fh) {
             Ok(f) if f.ino == ino && f.write => self.batcher.write(ino, offset, data, done),
             Ok(_) | Err(_) => done(Err(FsError::BadHandle)),
@@ -97,7 +110,7 @@ impl Fs {
         let Some((ino, last)) = self.handles.close_file(fh) else {
             return Err(FsError::BadHandle);
         };
-        if !last {
+        if !last || !matches!(self.node(ino), Ok(Node::Stored(Tree::Live, _))) {
             return Ok(());
         }
         let unlinked = self
@@ -141,6 +154,28 @@ impl Fs {
         if !readable || !writable {
             return done(Err(FsError::BadHandle));
         }
+        if let Err(e) = self.live(ino_out) {
+            return done(Err(e));
+        }
+        let source = match self.node(ino_in) {
+            Ok(Node::Stored(Tree::Live, _)) => None,
+            Ok(Node::Stored(tree, i)) => Some((tree, i)),
+            Ok(Node::SnapDir) => return done(Err(FsError::IsDir)),
+            Err(e) => return done(Err(e)),
+        };
+        if let Some((tree, i)) = source {
+            // Out of a snapshot: the bytes are copied; content-defined chunks dedup to
+            // the chunks the snapshot already holds, so nothing new is stored.
+            let n = len.min(MAX_COPY) as u32;
+            let read = self
+                .view_of(tree)
+                .and_then(|v| self.engine.read_at(&v, i, off_in, n));
+            return match read {
+                Ok(data) if data.is_empty() => done(Ok(0)),
+                Ok(data) => self.batcher.write(ino_out, off_out, &data, done),
+                Err(e) => done(Err(e)),
+            };
+        }
         if ino_in == ino_out {
             // Overlapping ranges of one file: copy the bytes.
             let n = len.min(MAX_COPY) as u32;
@@ -165,6 +200,10 @@ impl Fs {
     /// A commit failure of the file's earlier writes is reported here if no write or
     /// close reported it yet.
     pub fn fsync(&self, ino: Ino, done: Done<()>) {
+        if !matches!(self.node(ino), Ok(Node::Stored(Tree::Live, _))) {
+            // Nothing in a snapshot is ever dirty.
+            return done(Ok(()));
+        }
         let batcher = self.batcher.clone();
         self.batcher.sync(
             ino,

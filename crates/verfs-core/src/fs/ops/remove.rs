@@ -21,6 +21,7 @@ impl Fs {
     ///
     /// Fails with `NotFound`, `IsDir`, `NotDir`, `NameTooLong`.
     pub fn unlink(&self, _caller: Caller, parent: Ino, name: &[u8]) -> FsResult<()> {
+        let parent = self.live_old_name(parent, name)?;
         loop {
             let d = self.existing_entry(parent, name)?;
             if d.kind == FileKind::Dir {
@@ -48,6 +49,7 @@ impl Fs {
     ///
     /// Fails with `NotFound`, `NotDir`, `NotEmpty`, `NameTooLong`.
     pub fn rmdir(&self, _caller: Caller, parent: Ino, name: &[u8]) -> FsResult<()> {
+        let parent = self.live_old_name(parent, name)?;
         if name == b"." {
             return Err(FsError::Inval);
         }

@@ -42,6 +42,12 @@ impl Fs {
         }
         check_name(name)?;
         check_name(newname)?;
+        let parent = self.live_old_name(parent, name)?;
+        let newparent = if flags & RENAME_EXCHANGE != 0 {
+            self.live_old_name(newparent, newname)?
+        } else {
+            self.live_new_name(newparent, newname)?
+        };
         let src = Side { dir: parent, name };
         let dst = Side {
             dir: newparent,

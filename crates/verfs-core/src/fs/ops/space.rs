@@ -1,6 +1,7 @@
 //! Space-level file operations: SEEK_DATA/SEEK_HOLE, fallocate, access.
 
 use crate::error::{FsError, FsResult};
+use crate::fs::node::{Node, Tree};
 use crate::fs::{Caller, Fs};
 use crate::meta::Reader;
 use crate::types::{FileKind, Ino};
@@ -46,6 +47,20 @@ impl Fs {
     /// `offset`, `Inval` for another `whence`.
     pub fn seek_data_hole(&self, ino: Ino, offset: i64, whence: i32) -> FsResult<u64> {
         let offset = u64::try_from(offset).map_err(|_| FsError::Inval)?;
+        let ino = match self.node(ino)? {
+            Node::Stored(Tree::Live, i) => i,
+            Node::Stored(tree, i) => {
+                let view = self.view_of(tree)?;
+                let size = view.inode(i)?.ok_or(FsError::NotFound)?.size;
+                let ranges = view
+                    .extents_overlapping(i, offset, size, self.engine.max_extent_len())?
+                    .iter()
+                    .map(|e| (e.offset, e.end()))
+                    .collect();
+                return seek_in(&crate::write::merge_ranges(ranges), size, offset, whence);
+            }
+            Node::SnapDir => return Err(FsError::IsDir),
+        };
         // One overlay snapshot and the view it fits: a commit in between would count a
         // held tail neither as committed nor as pending.
         let (snap, view) = self.engine.overlay_and_view(ino)?;
@@ -67,6 +82,10 @@ impl Fs {
     /// requires) and ZERO_RANGE set the range to zeros, dropping the chunks inside it.
     /// Collapse and insert range are EOPNOTSUPP.
     pub fn fallocate(&self, ino: Ino, offset: u64, len: u64, mode: i32, done: Done<()>) {
+        let ino = match self.live(ino) {
+            Ok(i) => i,
+            Err(e) => return done(Err(e)),
+        };
         let end = match offset.checked_add(len) {
             Some(e) if len > 0 => e,
             _ => return done(Err(FsError::Inval)),
@@ -104,14 +123,18 @@ impl Fs {
     ///
     /// Fails with `NotFound` or `Access`.
     pub fn access(&self, caller: Caller, ino: Ino, mask: i32) -> FsResult<()> {
-        let i = self
-            .engine
-            .meta
-            .view()?
-            .inode(ino)?
-            .ok_or(FsError::NotFound)?;
+        let (i, live) = match self.node(ino)? {
+            Node::Stored(tree, i) => (
+                self.view_of(tree)?.inode(i)?.ok_or(FsError::NotFound)?,
+                tree == Tree::Live,
+            ),
+            Node::SnapDir => (self.snapdir_attr()?, false),
+        };
         if mask == libc::F_OK {
             return Ok(());
+        }
+        if mask & libc::W_OK != 0 && !live {
+            return Err(FsError::ReadOnly);
         }
         let perm = u32::from(i.perm);
         let granted = if caller.uid == 0 {

@@ -3,6 +3,7 @@
 //! are the kernel's (it refuses `trusted.*` to non-root before calling us).
 
 use crate::error::{FsError, FsResult};
+use crate::fs::node::Node;
 use crate::fs::ops::acl::{self, ACL_ACCESS};
 use crate::fs::Fs;
 use crate::meta::Reader;
@@ -33,6 +34,7 @@ impl Fs {
     /// Fails with `Exists` / `NoData` for the flags, `Range` for a name over 255 bytes,
     /// `TooBig` for a value over 64 KiB, `NotFound` for a missing inode.
     pub fn setxattr(&self, ino: Ino, name: &[u8], value: &[u8], flags: i32) -> FsResult<()> {
+        let ino = self.live(ino)?;
         check_name(name)?;
         if value.len() > XATTR_SIZE_MAX {
             return Err(FsError::TooBig);
@@ -73,7 +75,10 @@ impl Fs {
     /// Fails with `NoData` if absent, `NotFound` for a missing inode.
     pub fn getxattr(&self, ino: Ino, name: &[u8]) -> FsResult<Vec<u8>> {
         check_name(name)?;
-        let view = self.engine.meta.view()?;
+        let Node::Stored(tree, ino) = self.node(ino)? else {
+            return Err(FsError::NoData);
+        };
+        let view = self.view_of(tree)?;
         view.inode(ino)?.ok_or(FsError::NotFound)?;
         view.xattr(ino, name)?.ok_or(FsError::NoData)
     }
@@ -82,7 +87,10 @@ impl Fs {
     ///
     /// Fails with `NotFound` for a missing inode.
     pub fn listxattr(&self, ino: Ino) -> FsResult<Vec<u8>> {
-        let view = self.engine.meta.view()?;
+        let Node::Stored(tree, ino) = self.node(ino)? else {
+            return Ok(Vec::new());
+        };
+        let view = self.view_of(tree)?;
         view.inode(ino)?.ok_or(FsError::NotFound)?;
         let mut out = Vec::new();
         for n in view.xattr_names(ino)? {
@@ -96,6 +104,7 @@ impl Fs {
     ///
     /// Fails with `NoData` if absent, `NotFound` for a missing inode.
     pub fn removexattr(&self, ino: Ino, name: &[u8]) -> FsResult<()> {
+        let ino = self.live(ino)?;
         check_name(name)?;
         self.engine.meta.write(|txn| {
             let mut inode = txn.inode(ino)?.ok_or(FsError::NotFound)?;
