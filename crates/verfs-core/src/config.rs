@@ -76,6 +76,14 @@ pub struct Config {
     pub chunk_cache_mb: u64,
     /// Seconds the kernel may cache attributes and names.
     pub attr_ttl_secs: u64,
+    /// Whether `ls -a` of the root lists `.snapshots` (it is reachable by name either
+    /// way; hidden by default so `rsync`, `find` and backups do not walk snapshots).
+    pub snapshots_visible: bool,
+    /// Stored keys the sweep after a snapshot delete examines per transaction (writers
+    /// wait for at most one such transaction).
+    pub sweep_step_keys: usize,
+    /// Pause between sweep transactions, to leave the disk to other work.
+    pub sweep_pause_ms: u64,
     /// Log filter (`error`, `warn`, `info`, `debug`, `trace`).
     pub log_level: String,
 }
@@ -100,6 +108,9 @@ impl Default for Config {
             zstd_compression_level: 3,
             chunk_cache_mb: 64,
             attr_ttl_secs: 1,
+            snapshots_visible: false,
+            sweep_step_keys: 2048,
+            sweep_pause_ms: 0,
             log_level: "info".into(),
         }
     }
@@ -200,6 +211,8 @@ impl Config {
         )?;
         range("chunk_cache_mb", self.chunk_cache_mb, 0, 1 << 20)?;
         range("attr_ttl_secs", self.attr_ttl_secs, 0, 3600)?;
+        range("sweep_step_keys", self.sweep_step_keys, 1, 1_000_000)?;
+        range("sweep_pause_ms", self.sweep_pause_ms, 0, 60_000)?;
         for (field, v) in [("fsname", &self.fsname), ("subtype", &self.subtype)] {
             if v.is_empty() || v.contains([',', ' ', '\n', '\0']) {
                 return Err(ConfigError::Invalid {

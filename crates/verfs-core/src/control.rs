@@ -12,6 +12,84 @@ use crate::engine::stats::StatsSnapshot;
 pub enum Request {
     /// Space, dedup, compression and activity figures.
     Stats,
+    /// Take a snapshot of the live tree.
+    SnapshotCreate {
+        /// Its name.
+        name: String,
+    },
+    /// List the snapshots.
+    SnapshotList {
+        /// Also compute the bytes each references and the bytes only it holds.
+        #[serde(default)]
+        space: bool,
+    },
+    /// Delete a snapshot (its versions are swept in the background).
+    SnapshotDelete {
+        /// Its name.
+        name: String,
+    },
+    /// What changed between two snapshots, or a snapshot and the live tree.
+    SnapshotDiff {
+        /// The older snapshot.
+        from: String,
+        /// The newer snapshot; `None` for the live tree.
+        to: Option<String>,
+    },
+}
+
+/// One snapshot as `snapshot list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotInfo {
+    /// Its name.
+    pub name: String,
+    /// The generation it froze.
+    pub generation: u64,
+    /// Creation time, seconds since the epoch.
+    pub created_secs: i64,
+    /// Nanoseconds of the creation time.
+    pub created_nanos: u32,
+    /// Plain bytes of the file data it references (with `space`).
+    #[serde(default)]
+    pub referenced_bytes: Option<u64>,
+    /// Plain bytes of the chunks only it references: what deleting it frees (with
+    /// `space`).
+    #[serde(default)]
+    pub unique_bytes: Option<u64>,
+}
+
+/// Answer to [`Request::SnapshotList`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotList {
+    /// The snapshots, in name order.
+    pub snapshots: Vec<SnapshotInfo>,
+    /// Whether versions of deleted snapshots are still being swept.
+    pub sweep_pending: bool,
+}
+
+/// How a path differs between two trees (the `zfs diff` letters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiffKind {
+    /// `+`: created.
+    Created,
+    /// `-`: removed.
+    Removed,
+    /// `M`: content or metadata changed.
+    Modified,
+    /// `R`: renamed (`path` is the old path, `new_path` the new one).
+    Renamed,
+}
+
+/// One changed path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiffEntry {
+    /// What happened.
+    pub kind: DiffKind,
+    /// The path (the old one for a rename), from the filesystem root.
+    pub path: String,
+    /// The new path of a rename.
+    #[serde(default)]
+    pub new_path: Option<String>,
 }
 
 /// The daemon's answer.
@@ -20,6 +98,15 @@ pub enum Request {
 pub enum Response {
     /// Answer to [`Request::Stats`].
     Stats(StatsReport),
+    /// Answer to a snapshot create or delete: the snapshot.
+    Snapshot(SnapshotInfo),
+    /// Answer to [`Request::SnapshotList`].
+    Snapshots(SnapshotList),
+    /// Answer to [`Request::SnapshotDiff`], in path order.
+    Diff {
+        /// The changed paths.
+        entries: Vec<DiffEntry>,
+    },
     /// The command failed; the message says why.
     Error {
         /// What went wrong.
@@ -60,6 +147,15 @@ pub struct StatsReport {
     pub pack_index_hit_rate: f64,
     /// Mean write blocks per committed batch.
     pub mean_batch_blocks: f64,
+    /// Snapshots that exist.
+    #[serde(default)]
+    pub snapshot_count: u64,
+    /// Whether versions of deleted snapshots are still being swept.
+    #[serde(default)]
+    pub sweep_pending: bool,
+    /// Versions removed by sweeps since the daemon started.
+    #[serde(default)]
+    pub swept_versions: u64,
 }
 
 /// What a running filesystem offers the control plane.

@@ -2,13 +2,24 @@
 
 use crate::control::{Control, Request, Response, StatsReport};
 use crate::error::FsResult;
-use crate::fs::Fs;
+use std::sync::atomic::Ordering;
+
+use crate::fs::{Fs, SnapshotCmdError};
 use crate::meta::Reader;
 
 impl Control for Fs {
     fn handle(&self, req: Request) -> Response {
-        let res = match req {
-            Request::Stats => self.stats().map(Response::Stats),
+        let res: Result<Response, SnapshotCmdError> = match req {
+            Request::Stats => self.stats().map(Response::Stats).map_err(Into::into),
+            Request::SnapshotCreate { name } => self.create_snapshot(&name).map(Response::Snapshot),
+            Request::SnapshotDelete { name } => self.delete_snapshot(&name).map(Response::Snapshot),
+            Request::SnapshotList { space } => self
+                .list_snapshots(space)
+                .map(Response::Snapshots)
+                .map_err(Into::into),
+            Request::SnapshotDiff { from, to } => self
+                .diff_snapshots(&from, to.as_deref())
+                .map(|entries| Response::Diff { entries }),
         };
         res.unwrap_or_else(|e| Response::Error {
             message: e.to_string(),
@@ -56,6 +67,10 @@ impl Fs {
         );
         r.pack_index_hit_rate = ratio(a.pack_index_hits, a.pack_index_hits + a.pack_index_misses);
         r.mean_batch_blocks = ratio(a.batch_blocks, a.batches);
+        r.snapshot_count = self.snapshot_count();
+        let sweep = self.sweeper.figures();
+        r.sweep_pending = sweep.pending.load(Ordering::SeqCst);
+        r.swept_versions = sweep.removed.load(Ordering::Relaxed);
         r.activity = a;
         Ok(r)
     }

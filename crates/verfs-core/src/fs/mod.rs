@@ -6,6 +6,7 @@
 //! batcher and complete through a callback, so a FUSE thread never waits for a batch.
 
 mod control;
+mod diff;
 mod handles;
 mod node;
 mod ops;
@@ -22,13 +23,14 @@ use thiserror::Error;
 pub use handles::FileOpen;
 pub use ops::attr::{SetAttr, TimeSet};
 pub use ops::dir::DirEntry;
+pub use snapshots::{check_snapshot_name, SnapshotCmdError};
 
 use crate::config::Config;
 use crate::datadir::PermsError;
 use crate::engine::Engine;
 use crate::error::{FsError, FsResult};
 use crate::meta::{Inode, MetaError, SYS_CLEAN_SHUTDOWN};
-use crate::service::{DataDirLock, LockError, SyncService};
+use crate::service::{DataDirLock, LockError, SweepService, SyncService};
 use crate::types::Ino;
 use crate::write::Batcher;
 use handles::Handles;
@@ -112,11 +114,14 @@ pub struct Fs {
     engine: Arc<Engine>,
     batcher: Arc<Batcher>,
     sync: SyncService,
+    sweeper: SweepService,
     handles: Handles,
     /// The snapshots that exist (names, view slots, generations).
     snapshots: RwLock<SnapshotTable>,
     next_ino: AtomicU64,
     attr_ttl: Duration,
+    /// Whether the root's listing shows `.snapshots` (config `snapshots_visible`).
+    snapshots_visible: bool,
     data_dir: PathBuf,
     _lock: DataDirLock,
 }
@@ -142,6 +147,7 @@ impl Fs {
     ///
     /// Fails if the final sync fails, i.e. written data may not be on disk.
     pub fn shutdown(&self) -> FsResult<()> {
+        self.sweeper.stop();
         self.batcher.stop();
         self.sync.stop();
         self.engine.sync_durable()?;

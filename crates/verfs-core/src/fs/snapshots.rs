@@ -2,12 +2,14 @@
 //! slots and generations, and the virtual `/.snapshots` directory built from it.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
 
+use crate::control::{SnapshotInfo, SnapshotList};
 use crate::error::{FsError, FsResult};
-use crate::fs::node::{SnapView, Tree, SNAPDIR_INO};
+use crate::fs::node::{SnapView, Tree, MAX_SLOT, SNAPDIR_INO};
 use crate::fs::{Attr, Fs};
-use crate::meta::{MetaError, Reader, SnapshotRecord, View};
-use crate::types::{FileKind, Ino};
+use crate::meta::{MetaError, Reader, SnapshotError, SnapshotRecord, View};
+use crate::types::{FileKind, Ino, Timestamp};
 
 /// The snapshots that exist, by name and by view slot.
 #[derive(Default)]
@@ -128,5 +130,153 @@ impl Fs {
         a.rdev = 0;
         a.flags = 0;
         Ok(a)
+    }
+}
+
+/// Why a snapshot command failed; the message names the snapshot.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotCmdError {
+    /// The name is not a valid snapshot name.
+    #[error("invalid snapshot name {0:?}: {1}")]
+    BadName(String, &'static str),
+    /// A snapshot of that name exists.
+    #[error("snapshot {0:?} exists")]
+    Exists(String),
+    /// No snapshot has that name.
+    #[error("no snapshot {0:?}")]
+    NotFound(String),
+    /// The filesystem failed.
+    #[error("{0}")]
+    Fs(#[from] FsError),
+}
+
+/// Checks a snapshot name: 1–255 bytes, no `/` or NUL, not `.` or `..` (it becomes a
+/// directory name under `/.snapshots`).
+///
+/// Fails with `BadName` saying what is wrong.
+pub fn check_snapshot_name(name: &str) -> Result<(), SnapshotCmdError> {
+    let bad = |why| Err(SnapshotCmdError::BadName(name.to_string(), why));
+    if name.is_empty() {
+        return bad("empty");
+    }
+    if name.len() > crate::fs::NAME_MAX {
+        return bad("longer than 255 bytes");
+    }
+    if name.contains('/') || name.contains('\0') {
+        return bad("contains '/' or NUL");
+    }
+    if name == "." || name == ".." {
+        return bad("'.' and '..' are not names");
+    }
+    Ok(())
+}
+
+/// The control-plane description of snapshot `name`.
+pub(crate) fn info(name: &[u8], rec: &SnapshotRecord) -> SnapshotInfo {
+    SnapshotInfo {
+        name: String::from_utf8_lossy(name).into_owned(),
+        generation: rec.generation.0,
+        created_secs: rec.created.secs,
+        created_nanos: rec.created.nanos,
+        referenced_bytes: None,
+        unique_bytes: None,
+    }
+}
+
+impl Fs {
+    /// Creates snapshot `name` of the live tree: queued behind every change queued so
+    /// far, it freezes what every reader saw when it was called (held tails included);
+    /// changes queued after it are not in it. O(1) in files and data.
+    ///
+    /// Fails with `BadName`, `Exists`, or the store's error.
+    pub fn create_snapshot(&self, name: &str) -> Result<SnapshotInfo, SnapshotCmdError> {
+        check_snapshot_name(name)?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let engine = self.engine.clone();
+        let key = name.as_bytes().to_vec();
+        self.batcher.freeze(Box::new(move || {
+            let _ = tx.send(engine.meta.create_snapshot(&key, Timestamp::now()));
+        }))?;
+        let rec = match rx.recv().map_err(|_| FsError::ShuttingDown)? {
+            Ok(rec) => rec,
+            Err(SnapshotError::Exists) => return Err(SnapshotCmdError::Exists(name.into())),
+            Err(SnapshotError::NotFound) => return Err(SnapshotCmdError::NotFound(name.into())),
+            Err(SnapshotError::Meta(e)) => return Err(FsError::from(e).into()),
+        };
+        if rec.slot > MAX_SLOT {
+            let _ = self.engine.meta.delete_snapshot(name.as_bytes());
+            return Err(FsError::NoSpace.into());
+        }
+        self.snapshots
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.as_bytes().to_vec(), rec);
+        tracing::info!(name, generation = rec.generation.0, "snapshot created");
+        Ok(info(name.as_bytes(), &rec))
+    }
+
+    /// Waits until every change queued so far is committed, held tails included, so
+    /// a metadata view shows what readers see.
+    ///
+    /// Fails with `ShuttingDown` once the batcher stopped.
+    pub(crate) fn settle_writes(&self) -> FsResult<()> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.batcher.freeze(Box::new(move || {
+            let _ = tx.send(());
+        }))?;
+        rx.recv().map_err(|_| FsError::ShuttingDown)
+    }
+
+    /// Deletes snapshot `name` at once (it leaves `/.snapshots` and `list`; its inodes
+    /// answer ESTALE) and starts the sweep of the versions only it kept.
+    ///
+    /// Fails with `NotFound` or the store's error.
+    pub fn delete_snapshot(&self, name: &str) -> Result<SnapshotInfo, SnapshotCmdError> {
+        let rec = match self.engine.meta.delete_snapshot(name.as_bytes()) {
+            Ok(rec) => rec,
+            Err(SnapshotError::NotFound) => return Err(SnapshotCmdError::NotFound(name.into())),
+            Err(SnapshotError::Exists) => return Err(SnapshotCmdError::Exists(name.into())),
+            Err(SnapshotError::Meta(e)) => return Err(FsError::from(e).into()),
+        };
+        self.snapshots
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name.as_bytes());
+        self.sweeper.kick();
+        tracing::info!(name, generation = rec.generation.0, "snapshot deleted");
+        Ok(info(name.as_bytes(), &rec))
+    }
+
+    /// Every snapshot, in name order; with `space`, the bytes each references and the
+    /// bytes only it holds (a walk of its extents, O(extents)).
+    ///
+    /// Fails if metadata cannot be read.
+    pub fn list_snapshots(&self, space: bool) -> FsResult<SnapshotList> {
+        let table: Vec<(Vec<u8>, SnapshotRecord)> =
+            self.table().iter().map(|(n, r)| (n.clone(), *r)).collect();
+        let mut out = Vec::with_capacity(table.len());
+        for (name, rec) in &table {
+            let mut i = info(name, rec);
+            if space {
+                let (referenced, unique) = self.engine.meta.snapshot_space(rec.generation)?;
+                i.referenced_bytes = Some(referenced);
+                i.unique_bytes = Some(unique);
+            }
+            out.push(i);
+        }
+        Ok(SnapshotList {
+            snapshots: out,
+            sweep_pending: self.sweeper.figures().pending.load(Ordering::SeqCst),
+        })
+    }
+
+    /// The generation snapshot `name` reads, if it exists.
+    pub(crate) fn snapshot_generation(&self, name: &[u8]) -> Option<crate::types::Generation> {
+        self.table().by_name.get(name).map(|r| r.generation)
+    }
+
+    /// How many snapshots exist.
+    pub(crate) fn snapshot_count(&self) -> u64 {
+        self.table().by_name.len() as u64
     }
 }

@@ -16,7 +16,8 @@ use crate::error::FsError;
 use crate::meta::{
     Inode, Reader, Store, CHUNK_FLAG_LOST, SYS_CLEAN_SHUTDOWN, SYS_HASH_SECRET, SYS_MAX_EXTENT_LEN,
 };
-use crate::service::{DataDirLock, SyncService};
+use crate::service::sweep::SweepPace;
+use crate::service::{DataDirLock, SweepService, SyncService};
 use crate::types::{FileKind, Ino, PackId, Timestamp};
 use crate::write::{BatchLimits, Batcher};
 
@@ -120,14 +121,22 @@ pub(super) fn open(cfg: &Config) -> Result<Fs, OpenError> {
         Arc::new(Batcher::start(engine.clone(), limits).map_err(io_err("start batcher"))?);
     let sync = SyncService::start(engine.clone(), Duration::from_millis(cfg.sync_interval_ms))
         .map_err(io_err("start sync service"))?;
+    let pace = SweepPace {
+        step_keys: cfg.sweep_step_keys,
+        pause: Duration::from_millis(cfg.sweep_pause_ms),
+    };
+    let sweeper =
+        SweepService::start(engine.clone(), pace).map_err(io_err("start sweep service"))?;
     Ok(Fs {
         engine,
         batcher,
         sync,
+        sweeper,
         handles: Default::default(),
         snapshots: RwLock::new(snapshots),
         next_ino: AtomicU64::new(max_ino.0.max(Ino::ROOT.0) + 1),
         attr_ttl: Duration::from_secs(cfg.attr_ttl_secs),
+        snapshots_visible: cfg.snapshots_visible,
         data_dir: cfg.data_dir.clone(),
         _lock: lock,
     })

@@ -147,6 +147,21 @@ pub trait Reader {
         self.raw_get(&keys::system(name))
     }
 
+    /// Up to `limit` inodes with numbers above `after`, in number order.
+    fn inodes_after(&self, after: Ino, limit: usize) -> Result<Vec<Inode>, MetaError> {
+        let prefix = [keys::prefix::INODE];
+        let start = keys::prefix_end(&keys::inode(after))
+            .ok_or_else(|| MetaError::corrupt("inode key overflow".into()))?;
+        let mut out = Vec::new();
+        scan_visible(self.tx(), &prefix, &start, self.at(), |lk, v| {
+            let ino = keys::inode_ino(lk)
+                .ok_or_else(|| MetaError::corrupt(format!("inode key {lk:02x?}")))?;
+            out.push(Inode::decode(ino, v)?);
+            Ok(out.len() < limit)
+        })?;
+        Ok(out)
+    }
+
     /// Every snapshot, in name order.
     fn snapshots(&self) -> Result<Vec<(Vec<u8>, SnapshotRecord)>, MetaError> {
         let start = [keys::prefix::SNAPSHOT];

@@ -3,6 +3,7 @@
 //! leaves a sweep cursor, from which [`Store::sweep_step`] removes, one bounded
 //! transaction at a time, every frozen version no remaining snapshot sees.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use thiserror::Error;
@@ -11,7 +12,7 @@ use super::keys::{self, Stored};
 use super::records::{self, Extent, SnapshotRecord};
 use super::versioned::{decode, seen_by_snapshot};
 use super::{scan_raw, MetaError, Reader, Store, WriteTxn, SYS_LIVE_GEN};
-use crate::types::Timestamp;
+use crate::types::{ChunkHash, Generation, Timestamp};
 
 /// Name of the system value holding the next unused view slot.
 const SYS_NEXT_SNAPSHOT_SLOT: &str = "next_snapshot_slot";
@@ -265,4 +266,59 @@ where
         drop_extent(w, &e)?;
     }
     Ok(true)
+}
+
+impl Store {
+    /// Plain bytes of the extents snapshot generation `gen` sees, and of the chunks
+    /// only it references (every reference is from an extent version no other view
+    /// sees): what deleting it would free. One pass over the extent versions.
+    ///
+    /// Fails if metadata cannot be read or a record does not decode.
+    pub fn snapshot_space(&self, gen: Generation) -> Result<(u64, u64), MetaError> {
+        let view = self.view()?;
+        let snaps = self
+            .snapshot_gens
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let start = [keys::prefix::EXTENT];
+        let end = [keys::prefix::EXTENT + 1];
+        let mut referenced = 0u64;
+        let mut only_here: HashMap<ChunkHash, u64> = HashMap::new();
+        scan_raw(view.tx(), &start, &end, |k, v| {
+            let Some((logical, slot)) = keys::split_stored(k) else {
+                return Err(MetaError::corrupt(format!("extent key {k:02x?}")));
+            };
+            let (g, payload) = decode(v)?;
+            let (birth, death) = match slot {
+                Stored::Live => (g, None),
+                Stored::Frozen(b) => (b, Some(g)),
+            };
+            let seen_here = birth <= gen && death.is_none_or(|d| gen < d);
+            if !seen_here {
+                return Ok(true);
+            }
+            let offset = keys::extent_offset(logical)
+                .ok_or_else(|| MetaError::corrupt(format!("extent key {k:02x?}")))?;
+            let e = Extent::decode(offset, payload)?;
+            referenced += u64::from(e.len);
+            let others = death.is_none() // the live tree sees it
+                || snaps
+                    .iter()
+                    .any(|&s| s != gen.0 && birth.0 <= s && death.is_none_or(|d| s < d.0));
+            if !others {
+                *only_here.entry(e.hash).or_default() += 1;
+            }
+            Ok(true)
+        })?;
+        let mut unique = 0u64;
+        for (hash, n) in only_here {
+            if let Some(c) = view.chunk(&hash)? {
+                if c.refcount == n {
+                    unique += u64::from(c.plain_len);
+                }
+            }
+        }
+        Ok((referenced, unique))
+    }
 }

@@ -64,7 +64,7 @@ pub(crate) fn get_live(
     logical: &[u8],
 ) -> Result<Option<(Generation, Vec<u8>)>, MetaError> {
     let Some(stored) = tx
-        .get(&keys::live(logical))
+        .get(keys::live(logical))
         .map_err(|e| MetaError::kv("get", e))?
     else {
         return Ok(None);

@@ -134,7 +134,7 @@ fn sort_messages(msgs: Vec<Msg>) -> Sorted {
             }),
             Msg::Barrier { done } => s.barriers.push(done),
             Msg::Sync { ino, done } => s.syncs.push((ino, done)),
-            Msg::Stop | Msg::Clone { .. } => {}
+            Msg::Stop | Msg::Clone { .. } | Msg::Freeze { .. } => {}
         }
     }
     s
@@ -143,12 +143,13 @@ fn sort_messages(msgs: Vec<Msg>) -> Sorted {
 /// Applies a batch and completes every message in it. `flush_all` stores every held
 /// tail (sync, stop, idle timer, memory cap).
 pub(crate) fn apply_batch(engine: &Engine, batch: Batch, tails: &mut Tails, flush_all: bool) {
+    let flush_all = flush_all || batch.closed();
     let Sorted {
         mut groups,
         syncs,
         barriers,
     } = sort_messages(batch.msgs);
-    if flush_all || batch.stop || batch.clone.is_some() {
+    if flush_all {
         mark_flush(&mut groups, tails, |_| true);
     } else if !syncs.is_empty() {
         // Only the fsync'd files' tails: storing another file's tail early costs a
@@ -177,6 +178,9 @@ pub(crate) fn apply_batch(engine: &Engine, batch: Batch, tails: &mut Tails, flus
     }
     for done in barriers {
         done(Ok(()));
+    }
+    if let Some(run) = batch.freeze {
+        run();
     }
     if !syncs.is_empty() {
         let res = engine.sync_durable();

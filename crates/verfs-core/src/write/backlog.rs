@@ -129,14 +129,14 @@ fn touches(m: &Msg, files: &HashSet<Ino>) -> bool {
         | Msg::SetSize { ino, .. }
         | Msg::Zero { ino, .. }
         | Msg::Sync { ino, .. } => files.contains(ino),
-        Msg::Barrier { .. } | Msg::Clone { .. } | Msg::Stop => false,
+        Msg::Barrier { .. } | Msg::Clone { .. } | Msg::Freeze { .. } | Msg::Stop => false,
     }
 }
 
 /// Whether no message after `m` may be moved ahead of it.
 fn is_fence(m: &Msg, files: &HashSet<Ino>) -> bool {
     match m {
-        Msg::Stop => true,
+        Msg::Stop | Msg::Freeze { .. } => true,
         Msg::Clone { req, .. } => files.contains(&req.ino_in) || files.contains(&req.ino_out),
         _ => false,
     }

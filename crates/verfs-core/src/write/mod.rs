@@ -22,6 +22,7 @@ mod tails;
 
 pub(crate) use apply::drop_all_extents;
 use apply::Tails;
+pub(crate) use chunks::drop_ref;
 pub(crate) use region::merge_ranges;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -87,8 +88,15 @@ pub(crate) enum Msg {
         req: clone::CloneReq,
         done: Done<u32>,
     },
+    Freeze {
+        run: Freeze,
+    },
     Stop,
 }
+
+/// Work run on the batcher thread once everything queued before it is committed, held
+/// tails included, and before anything queued after it (a snapshot's create).
+pub type Freeze = Box<dyn FnOnce() + Send>;
 
 /// The handle FUSE threads use to queue data changes.
 pub struct Batcher {
@@ -258,6 +266,21 @@ impl Batcher {
         }
     }
 
+    /// Queues `run` behind every change queued so far: it runs on the batcher thread
+    /// once they and every held tail are committed, and no change queued after it
+    /// commits first. What every reader saw when this was called is then in metadata,
+    /// which is what a snapshot must freeze.
+    ///
+    /// Fails (without running `run`) with `ShuttingDown` once the batcher stopped.
+    pub fn freeze(&self, run: Freeze) -> FsResult<()> {
+        if self.stopped.load(Ordering::Acquire) {
+            return Err(FsError::ShuttingDown);
+        }
+        self.tx
+            .send(Msg::Freeze { run })
+            .map_err(|_| FsError::ShuttingDown)
+    }
+
     /// Queues a durability barrier for `ino` (fsync): `done` runs once `ino`'s changes
     /// queued before it are committed, and then everything committed is synced to disk.
     /// It may be taken ahead of other files' queued changes (see `backlog`); barriers
@@ -293,7 +316,8 @@ fn fail(msg: Msg, e: FsError) {
         Msg::SetSize { done, .. } | Msg::Zero { done, .. } => done(Err(e)),
         Msg::Sync { done, .. } | Msg::Barrier { done } => done(Err(e)),
         Msg::Clone { done, .. } => done(Err(e)),
-        Msg::Stop => {}
+        // Dropped unrun: its caller sees its reply channel close.
+        Msg::Freeze { .. } | Msg::Stop => {}
     }
 }
 
@@ -306,6 +330,8 @@ pub(crate) struct Batch {
     pub stop: bool,
     /// A clone closes the batch: it runs after the batch (and every held tail) committed.
     pub clone: Option<(clone::CloneReq, Done<u32>)>,
+    /// A freeze closes the batch too: it runs after the batch and every held tail.
+    pub freeze: Option<Freeze>,
 }
 
 impl Batch {
@@ -321,20 +347,21 @@ impl Batch {
                 self.stop = true;
                 return;
             }
-            Msg::Clone { .. } => {}
+            Msg::Clone { .. } | Msg::Freeze { .. } => {}
         }
-        if let Msg::Clone { req, done } = m {
-            self.clone = Some((req, done));
-            return;
+        match m {
+            Msg::Clone { req, done } => self.clone = Some((req, done)),
+            Msg::Freeze { run } => self.freeze = Some(run),
+            m => self.msgs.push(m),
         }
-        self.msgs.push(m);
+    }
+
+    fn closed(&self) -> bool {
+        self.stop || self.clone.is_some() || self.freeze.is_some()
     }
 
     fn full(&self, l: &BatchLimits) -> bool {
-        self.blocks >= l.max_blocks
-            || self.bytes >= l.max_bytes
-            || self.stop
-            || self.clone.is_some()
+        self.blocks >= l.max_blocks || self.bytes >= l.max_bytes || self.closed()
     }
 }
 

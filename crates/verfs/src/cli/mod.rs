@@ -2,12 +2,15 @@
 
 mod config;
 mod mount;
+mod snapshot;
 mod stats;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use crate::control::client;
 
 /// VerFSNext: a deduplicating, compressing, snapshotting FUSE filesystem.
 #[derive(Debug, Parser)]
@@ -24,6 +27,9 @@ enum Command {
     Mount(MountArgs),
     /// Print space, dedup, compression and activity figures of the running daemon.
     Stats(StatsArgs),
+    /// Create, list, delete and compare snapshots of the running daemon's filesystem.
+    #[command(subcommand)]
+    Snapshot(snapshot::SnapshotCmd),
 }
 
 #[derive(Debug, clap::Args)]
@@ -61,12 +67,18 @@ pub fn main() -> ExitCode {
     let res = match cli.command {
         Command::Mount(a) => mount::run(&a.config, a.mountpoint),
         Command::Stats(a) => stats::run(&a.config, a.json),
+        Command::Snapshot(c) => snapshot::run(c),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("verfsnext: error: {e:#}");
-            ExitCode::FAILURE
+            // No daemon to talk to is told apart from a refused command.
+            if e.downcast_ref::<client::NoDaemon>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

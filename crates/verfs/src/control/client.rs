@@ -7,7 +7,32 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use verfs_core::control::{Request, Response};
 
-use super::{MAX_LINE, SOCKET_NAME};
+use super::SOCKET_NAME;
+
+/// No daemon listens on the data dir's control socket (exit status 2 in the CLI).
+#[derive(Debug)]
+pub struct NoDaemon {
+    data_dir: std::path::PathBuf,
+    socket: std::path::PathBuf,
+    cause: std::io::Error,
+}
+
+impl std::fmt::Display for NoDaemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "no running verfsnext daemon for data dir {} (socket {}: {})",
+            self.data_dir.display(),
+            self.socket.display(),
+            self.cause
+        )
+    }
+}
+
+impl std::error::Error for NoDaemon {}
+
+/// Longest answer accepted (a diff of a large tree is long).
+const MAX_ANSWER: u64 = 1 << 30;
 
 /// Sends one request to the daemon serving `data_dir` and returns its answer.
 ///
@@ -15,22 +40,20 @@ use super::{MAX_LINE, SOCKET_NAME};
 /// `Response::Error` is returned as an error with the daemon's message.
 pub fn call(data_dir: &Path, req: &Request) -> Result<Response> {
     let path = data_dir.join(SOCKET_NAME);
-    let stream = UnixStream::connect(&path).with_context(|| {
-        format!(
-            "no running verfsnext daemon for data dir {} (socket {})",
-            data_dir.display(),
-            path.display()
-        )
+    let stream = UnixStream::connect(&path).map_err(|cause| NoDaemon {
+        data_dir: data_dir.to_path_buf(),
+        socket: path.clone(),
+        cause,
     })?;
     let mut line = serde_json::to_vec(req)?;
     line.push(b'\n');
     (&stream).write_all(&line)?;
     let mut answer = String::new();
-    BufReader::new((&stream).take(MAX_LINE * 16)).read_line(&mut answer)?;
+    BufReader::new((&stream).take(MAX_ANSWER)).read_line(&mut answer)?;
     let resp: Response = serde_json::from_str(answer.trim())
         .with_context(|| format!("unreadable answer from {}", path.display()))?;
     if let Response::Error { message } = &resp {
-        bail!("daemon refused: {message}");
+        bail!("{message}");
     }
     Ok(resp)
 }

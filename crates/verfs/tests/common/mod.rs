@@ -113,6 +113,29 @@ impl TestFs {
         serde_json::from_slice(&out.stdout).expect("stats --json is JSON")
     }
 
+    /// `verfsnext snapshot ARGS... --data-dir DATA` against the running daemon.
+    pub fn snapshot_cmd(&self, args: &[&str]) -> std::process::Output {
+        self.command("timeout")
+            .args(["120", BIN, "snapshot"])
+            .args(args)
+            .arg("--data-dir")
+            .arg(&self.data)
+            .output()
+            .expect("run verfsnext snapshot")
+    }
+
+    /// `verfsnext snapshot ARGS...`, asserting success; returns stdout.
+    pub fn snapshot_ok(&self, args: &[&str]) -> String {
+        let out = self.snapshot_cmd(args);
+        assert!(
+            out.status.success(),
+            "snapshot {args:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("snapshot output is UTF-8")
+    }
+
     /// Starts the daemon and waits until the mount is live.
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "daemon already running");

@@ -3,7 +3,8 @@
 //! A stream reads an MVCC snapshot taken at opendir, and remembers the name of the last
 //! entry it returned; the next readdir continues after that name. So `rm -rf`, which
 //! deletes entries between readdir calls, never makes the listing skip an entry.
-//! Offsets: 1 follows ".", 2 follows "..", 2 + n follows the n-th entry.
+//! Offsets: 1 follows ".", 2 follows "..", (3 follows ".snapshots" in a root that lists
+//! it), then base + n follows the n-th entry.
 //!
 //! What a listing tells the kernel is current, though: readdirplus replies become
 //! cached dentries (name → inode, attributes), so an entry taken from an old snapshot
@@ -15,7 +16,7 @@
 
 use crate::error::{FsError, FsResult};
 use crate::fs::handles::DirStream;
-use crate::fs::node::{Node, Tree, SNAPDIR_INO};
+use crate::fs::node::{Node, Tree, SNAPDIR_INO, SNAPDIR_NAME};
 use crate::fs::{Attr, Fs};
 use crate::meta::Reader;
 use crate::types::{FileHandle, FileKind, Ino};
@@ -83,7 +84,7 @@ impl Fs {
         let stream = self.handles.dir(fh)?;
         let mut s = stream.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(listing) = &s.listing {
-            return self.list_snapshots(listing, offset, plus, add);
+            return self.list_snapdir(listing, offset, plus, add);
         }
         let tree = s.tree;
         // The current state of the tree (a snapshot's never changes).
@@ -97,11 +98,15 @@ impl Fs {
         } else {
             tree.export_ino(me.parent)
         };
-        let dots = [
+        let mut fixed = vec![
             (1u64, tree.export_ino(me.ino), &b"."[..]),
             (2, up, &b".."[..]),
         ];
-        for (next, ino, name) in dots {
+        if tree == Tree::Live && s.ino == Ino::ROOT && self.snapshots_visible {
+            fixed.push((3, SNAPDIR_INO, SNAPDIR_NAME));
+        }
+        let base = fixed.len() as u64;
+        for (next, ino, name) in fixed {
             if offset < next {
                 let attr = if plus { self.current_attr(ino)? } else { None };
                 let e = DirEntry {
@@ -117,14 +122,14 @@ impl Fs {
             }
         }
         let mut after: Option<Vec<u8>> = None;
-        let mut skip = offset.saturating_sub(2);
+        let mut skip = offset.saturating_sub(base);
         if let Some((coff, name)) = &s.cursor {
-            if *coff == offset && offset > 2 {
+            if *coff == offset && offset > base {
                 after = Some(name.clone());
                 skip = 0;
             }
         }
-        let mut index = offset.max(2) - 2;
+        let mut index = offset.max(base) - base;
         if after.is_none() {
             index = 0;
         }
@@ -140,7 +145,7 @@ impl Fs {
                     index += 1;
                     continue;
                 }
-                let offset = 3 + index;
+                let offset = base + 1 + index;
                 index += 1;
                 // Gone since the stream opened: never taught to the kernel again.
                 let Some(d) = live.dirent(s.ino, &name)? else {
@@ -165,7 +170,7 @@ impl Fs {
     }
 
     /// Lists `/.snapshots` from the snapshots there were at opendir, by index.
-    fn list_snapshots(
+    fn list_snapdir(
         &self,
         listing: &[(Vec<u8>, Ino)],
         offset: u64,

@@ -158,13 +158,15 @@ fn exchange(txn: &mut WriteTxn, a: Side<'_>, b: Side<'_>) -> FsResult<()> {
     Ok(())
 }
 
-/// Updates the moved inode: ctime, and a directory's parent pointer.
+/// Updates the moved inode: ctime, and its parent pointer (a directory's `..`; for
+/// other kinds the directory that holds the name last moved, where `snapshot diff`
+/// looks for its path).
 fn relink(txn: &mut WriteTxn, e: Dirent, from: Ino, to: Ino) -> FsResult<()> {
     let mut i = txn
         .inode(e.ino)?
         .ok_or_else(|| FsError::Corrupt(format!("entry names missing {}", e.ino)))?;
     i.ctime = Timestamp::now();
-    if e.kind == FileKind::Dir && from != to {
+    if from != to {
         i.parent = to;
     }
     txn.put_inode(&i)?;

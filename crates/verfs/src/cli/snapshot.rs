@@ -1,0 +1,176 @@
+//! `verfsnext snapshot create|list|delete|diff`.
+
+use anyhow::{bail, Result};
+use verfs_core::control::{DiffEntry, DiffKind, Request, Response, SnapshotInfo};
+
+use super::ConfigArgs;
+use crate::control::client;
+
+/// What `snapshot` was asked to do.
+#[derive(Debug, clap::Subcommand)]
+pub enum SnapshotCmd {
+    /// Take a snapshot of the live tree (instant; prints its name and generation).
+    Create {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Its name: 1-255 bytes, no '/', not '.' or '..'.
+        name: String,
+    },
+    /// List the snapshots: name, creation time, generation.
+    List {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Also show the bytes each references and the bytes only it holds (what
+        /// deleting it frees); walks every extent.
+        #[arg(long)]
+        space: bool,
+    },
+    /// Delete a snapshot; the space only it held is freed by a background sweep.
+    Delete {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Its name.
+        name: String,
+    },
+    /// What changed from snapshot A to snapshot B, or to the live tree: `+` created,
+    /// `-` removed, `M` changed, `R old -> new` renamed.
+    Diff {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// The older snapshot.
+        from: String,
+        /// The newer snapshot (default: the live tree).
+        to: Option<String>,
+    },
+}
+
+/// Runs a snapshot command against the daemon of the configured data dir.
+pub fn run(cmd: SnapshotCmd) -> Result<()> {
+    match cmd {
+        SnapshotCmd::Create { config, name } => {
+            let s = expect_snapshot(call(&config, Request::SnapshotCreate { name })?)?;
+            println!("{}\tgeneration {}", s.name, s.generation);
+        }
+        SnapshotCmd::Delete { config, name } => {
+            let s = expect_snapshot(call(&config, Request::SnapshotDelete { name })?)?;
+            println!("deleted {}", s.name);
+        }
+        SnapshotCmd::List {
+            config,
+            json,
+            space,
+        } => {
+            let Response::Snapshots(list) = call(&config, Request::SnapshotList { space })? else {
+                bail!("unexpected answer to snapshot list");
+            };
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&list_json(&list.snapshots))?
+                );
+            } else {
+                print_list(&list.snapshots, space);
+                if list.sweep_pending {
+                    println!("(sweep of deleted snapshots in progress)");
+                }
+            }
+        }
+        SnapshotCmd::Diff {
+            config,
+            json,
+            from,
+            to,
+        } => {
+            let Response::Diff { entries } = call(&config, Request::SnapshotDiff { from, to })?
+            else {
+                bail!("unexpected answer to snapshot diff");
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&entries)?);
+            } else {
+                for e in &entries {
+                    println!("{}", diff_line(e));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn call(config: &ConfigArgs, req: Request) -> Result<Response> {
+    let cfg = super::config::load(config)?;
+    client::call(&cfg.data_dir, &req)
+}
+
+fn expect_snapshot(r: Response) -> Result<SnapshotInfo> {
+    match r {
+        Response::Snapshot(s) => Ok(s),
+        _ => bail!("unexpected answer from the daemon"),
+    }
+}
+
+/// A creation time in local time, RFC 3339.
+fn local_time(s: &SnapshotInfo) -> String {
+    chrono::DateTime::from_timestamp(s.created_secs, s.created_nanos)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+        })
+        .unwrap_or_else(|| format!("@{}", s.created_secs))
+}
+
+fn list_json(list: &[SnapshotInfo]) -> Vec<serde_json::Value> {
+    list.iter()
+        .map(|s| {
+            let mut v = serde_json::json!({
+                "name": s.name,
+                "created": local_time(s),
+                "generation": s.generation,
+            });
+            if let (Some(r), Some(u)) = (s.referenced_bytes, s.unique_bytes) {
+                v["referenced_bytes"] = r.into();
+                v["unique_bytes"] = u.into();
+            }
+            v
+        })
+        .collect()
+}
+
+fn print_list(list: &[SnapshotInfo], space: bool) {
+    if space {
+        println!(
+            "{:<24} {:<25} {:>10} {:>14} {:>14}",
+            "NAME", "CREATED", "GEN", "REFER", "UNIQUE"
+        );
+    } else {
+        println!("{:<24} {:<25} {:>10}", "NAME", "CREATED", "GEN");
+    }
+    for s in list {
+        match (s.referenced_bytes, s.unique_bytes) {
+            (Some(r), Some(u)) if space => println!(
+                "{:<24} {:<25} {:>10} {:>14} {:>14}",
+                s.name,
+                local_time(s),
+                s.generation,
+                r,
+                u
+            ),
+            _ => println!("{:<24} {:<25} {:>10}", s.name, local_time(s), s.generation),
+        }
+    }
+}
+
+fn diff_line(e: &DiffEntry) -> String {
+    match e.kind {
+        DiffKind::Created => format!("+\t{}", e.path),
+        DiffKind::Removed => format!("-\t{}", e.path),
+        DiffKind::Modified => format!("M\t{}", e.path),
+        DiffKind::Renamed => format!("R\t{} -> {}", e.path, e.new_path.as_deref().unwrap_or("?")),
+    }
+}
