@@ -562,3 +562,34 @@ fn deleting_a_snapshot_sweeps_its_200mb_to_unreferenced_also_across_kill9() {
     fs.stop();
     fs.assert_no_panic();
 }
+
+#[test]
+fn a_handle_inside_a_deleted_snapshot_is_stale() {
+    let mut fs = TestFs::new();
+    fs.start();
+    sh_ok(&format!("echo data > {}", fs.m("f")));
+    fs.snapshot_ok(&["create", "gone"]);
+    let script = format!(
+        r#"{TRY}
+import subprocess, time
+fd = os.open("{p}", os.O_RDONLY)
+attempt("fstat_before", lambda: os.fstat(fd))
+subprocess.run(["timeout", "60", "{bin}", "snapshot", "delete", "gone", "--data-dir", "{data}"], check=True, capture_output=True)
+time.sleep(1.5)  # past the kernel's attribute cache (attr_ttl_secs = 1)
+attempt("fstat_after", lambda: os.fstat(fd))
+attempt("lookup_after", lambda: os.stat("{p}"))
+"#,
+        p = fs.m(".snapshots/gone/f"),
+        bin = BIN,
+        data = path_str(&fs.data),
+    );
+    fs::write(fs.t("stale.py"), script).expect("write script");
+    let out = sh_ok(&format!("cd {} && timeout 60 python3 stale.py", fs.t("")));
+    assert_eq!(
+        out,
+        "fstat_before ok\nfstat_after ESTALE\nlookup_after ENOENT\n",
+        "handles into a deleted snapshot"
+    );
+    fs.stop();
+    fs.assert_no_panic();
+}

@@ -132,6 +132,15 @@ impl Fs {
         Ok(p)
     }
 
+    /// The vault hook: whether entry `name` of directory `dir` in `tree` must not be
+    /// seen. The vault makes `/.vault` invisible while it is locked, in the live tree and
+    /// in every snapshot alike (a snapshot must never show a locked vault's names);
+    /// until the vault lands nothing is hidden. Lookups and listings of every tree ask.
+    pub(crate) fn hidden_entry(&self, tree: Tree, dir: Ino, name: &[u8]) -> bool {
+        let _ = (tree, dir, name);
+        false
+    }
+
     /// A metadata view of `tree`.
     ///
     /// Fails if the store cannot open a view.

@@ -148,7 +148,12 @@ impl Fs {
                 let offset = base + 1 + index;
                 index += 1;
                 // Gone since the stream opened: never taught to the kernel again.
-                let Some(d) = live.dirent(s.ino, &name)? else {
+                let found = if self.hidden_entry(tree, s.ino, &name) {
+                    None
+                } else {
+                    live.dirent(s.ino, &name)?
+                };
+                let Some(d) = found else {
                     s.cursor = Some((offset, name));
                     continue;
                 };

@@ -22,6 +22,9 @@ impl Fs {
             }
             Node::Stored(tree, p) => (tree, p),
         };
+        if self.hidden_entry(tree, parent, name) {
+            return Err(FsError::NotFound);
+        }
         let view = self.view_of(tree)?;
         let dir = view.inode(parent)?.ok_or(FsError::NotFound)?;
         if dir.kind != FileKind::Dir {
