@@ -586,8 +586,7 @@ attempt("lookup_after", lambda: os.stat("{p}"))
     fs::write(fs.t("stale.py"), script).expect("write script");
     let out = sh_ok(&format!("cd {} && timeout 60 python3 stale.py", fs.t("")));
     assert_eq!(
-        out,
-        "fstat_before ok\nfstat_after ESTALE\nlookup_after ENOENT\n",
+        out, "fstat_before ok\nfstat_after ESTALE\nlookup_after ENOENT\n",
         "handles into a deleted snapshot"
     );
     fs.stop();

@@ -18,7 +18,7 @@ use crate::error::{FsError, FsResult};
 use crate::fs::handles::DirStream;
 use crate::fs::node::{Node, Tree, SNAPDIR_INO, SNAPDIR_NAME};
 use crate::fs::{Attr, Fs};
-use crate::meta::Reader;
+use crate::meta::{Reader, View};
 use crate::types::{FileHandle, FileKind, Ino};
 
 /// Entries read from the store per page.
@@ -89,22 +89,7 @@ impl Fs {
         let tree = s.tree;
         // The current state of the tree (a snapshot's never changes).
         let live = self.view_of(tree)?;
-        let me = match live.inode(s.ino)? {
-            Some(me) => me,
-            None => s.view.inode(s.ino)?.ok_or(FsError::NotFound)?,
-        };
-        let up = if tree != Tree::Live && me.ino == Ino::ROOT {
-            SNAPDIR_INO
-        } else {
-            tree.export_ino(me.parent)
-        };
-        let mut fixed = vec![
-            (1u64, tree.export_ino(me.ino), &b"."[..]),
-            (2, up, &b".."[..]),
-        ];
-        if tree == Tree::Live && s.ino == Ino::ROOT && self.snapshots_visible {
-            fixed.push((3, SNAPDIR_INO, SNAPDIR_NAME));
-        }
+        let fixed = self.fixed_entries(&s, &live)?;
         let base = fixed.len() as u64;
         for (next, ino, name) in fixed {
             if offset < next {
@@ -121,6 +106,47 @@ impl Fs {
                 }
             }
         }
+        self.list_entries(&mut s, &live, base, offset, plus, add)
+    }
+
+    /// The entries every listing of this directory starts with: offset, inode, name.
+    fn fixed_entries(
+        &self,
+        s: &DirStream,
+        live: &View,
+    ) -> FsResult<Vec<(u64, Ino, &'static [u8])>> {
+        let tree = s.tree;
+        let me = match live.inode(s.ino)? {
+            Some(me) => me,
+            None => s.view.inode(s.ino)?.ok_or(FsError::NotFound)?,
+        };
+        let up = if tree != Tree::Live && me.ino == Ino::ROOT {
+            SNAPDIR_INO
+        } else {
+            tree.export_ino(me.parent)
+        };
+        let mut fixed = vec![
+            (1u64, tree.export_ino(me.ino), &b"."[..]),
+            (2, up, &b".."[..]),
+        ];
+        if tree == Tree::Live && s.ino == Ino::ROOT && self.snapshots_visible {
+            fixed.push((3, SNAPDIR_INO, SNAPDIR_NAME));
+        }
+        Ok(fixed)
+    }
+
+    /// Lists the stream's entries after the `base` fixed ones from `offset`, each as
+    /// the tree shows it now (see the module comment).
+    fn list_entries(
+        &self,
+        s: &mut DirStream,
+        live: &View,
+        base: u64,
+        offset: u64,
+        plus: bool,
+        mut add: impl FnMut(&DirEntry) -> bool,
+    ) -> FsResult<()> {
+        let tree = s.tree;
         let mut after: Option<Vec<u8>> = None;
         let mut skip = offset.saturating_sub(base);
         if let Some((coff, name)) = &s.cursor {
@@ -129,10 +155,7 @@ impl Fs {
                 skip = 0;
             }
         }
-        let mut index = offset.max(base) - base;
-        if after.is_none() {
-            index = 0;
-        }
+        let mut index = if after.is_none() { 0 } else { offset - base };
         loop {
             let page = s.view.dir_entries_after(s.ino, after.as_deref(), PAGE)?;
             if page.is_empty() {

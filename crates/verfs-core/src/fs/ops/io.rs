@@ -7,6 +7,10 @@ use crate::meta::Reader;
 use crate::types::{FileHandle, FileKind, Ino, Timestamp};
 use crate::write::Done;
 
+/// Most bytes one copy_file_range call copies byte by byte (within one file, or out
+/// of a snapshot).
+const MAX_COPY: u64 = 16 << 20;
+
 impl Fs {
     /// Opens `ino` with the access of `flags`.
     ///
@@ -142,7 +146,6 @@ impl Fs {
         len: u64,
         done: Done<u32>,
     ) {
-        const MAX_COPY: u64 = 16 << 20;
         let readable = self
             .handles
             .file(fh_in)
@@ -164,17 +167,7 @@ impl Fs {
             Err(e) => return done(Err(e)),
         };
         if let Some((tree, i)) = source {
-            // Out of a snapshot: the bytes are copied; content-defined chunks dedup to
-            // the chunks the snapshot already holds, so nothing new is stored.
-            let n = len.min(MAX_COPY) as u32;
-            let read = self
-                .view_of(tree)
-                .and_then(|v| self.engine.read_at(&v, i, off_in, n));
-            return match read {
-                Ok(data) if data.is_empty() => done(Ok(0)),
-                Ok(data) => self.batcher.write(ino_out, off_out, &data, done),
-                Err(e) => done(Err(e)),
-            };
+            return self.copy_out_of_snapshot(tree, i, off_in, ino_out, off_out, len, done);
         }
         if ino_in == ino_out {
             // Overlapping ranges of one file: copy the bytes.
@@ -193,6 +186,31 @@ impl Fs {
             len.min(u64::from(u32::MAX)),
             done,
         );
+    }
+
+    /// copy_file_range out of a snapshot: the bytes are copied (16 MiB per call);
+    /// content-defined chunks dedup to the chunks the snapshot already holds, so nothing
+    /// new is stored.
+    #[allow(clippy::too_many_arguments)]
+    fn copy_out_of_snapshot(
+        &self,
+        tree: Tree,
+        ino_in: Ino,
+        off_in: u64,
+        ino_out: Ino,
+        off_out: u64,
+        len: u64,
+        done: Done<u32>,
+    ) {
+        let n = len.min(MAX_COPY) as u32;
+        let read = self
+            .view_of(tree)
+            .and_then(|v| self.engine.read_at(&v, ino_in, off_in, n));
+        match read {
+            Ok(data) if data.is_empty() => done(Ok(0)),
+            Ok(data) => self.batcher.write(ino_out, off_out, &data, done),
+            Err(e) => done(Err(e)),
+        }
     }
 
     /// Makes everything written so far durable; `done` runs after packs and metadata
