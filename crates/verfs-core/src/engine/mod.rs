@@ -115,6 +115,12 @@ impl Engine {
         self.known_chunks.insert(hash, place);
     }
 
+    /// Forgets a chunk GC deleted (or whose record went missing), so no batch skips
+    /// storing it on the word of the cache.
+    pub fn forget_chunk(&self, hash: &ChunkHash) {
+        self.known_chunks.invalidate(hash);
+    }
+
     /// How far back from an offset the extent covering it may start: the largest chunk
     /// this filesystem has ever cut.
     pub fn max_extent_len(&self) -> u64 {

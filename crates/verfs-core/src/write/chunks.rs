@@ -59,7 +59,15 @@ pub(crate) fn put_hashed(
         match hash {
             None => delta -= remove_extent(txn, ino, off)? as i64,
             Some(hash) => {
-                add_ref(engine, txn, &hash, memo)?;
+                if !add_ref(txn, &hash, memo)? {
+                    // The dedup cache knew the chunk, but its record is gone (GC deleted
+                    // it, its pack record is to be dropped): store the bytes again.
+                    engine.forget_chunk(&hash);
+                    store_chunks(engine, vec![(hash, bytes.clone())], memo)?;
+                    if !add_ref(txn, &hash, memo)? {
+                        return Err(FsError::Corrupt(format!("chunk {hash} stored but not placed")));
+                    }
+                }
                 let e = Extent {
                     offset: off,
                     hash,
@@ -125,6 +133,13 @@ fn store_missing(
             }
         }
     }
+    store_chunks(engine, todo, memo)
+}
+
+/// Compresses and appends `todo` to the pack store, placing each in the memo.
+///
+/// Fails if an append fails.
+fn store_chunks(engine: &Engine, todo: Vec<(ChunkHash, Bytes)>, memo: &mut Memo) -> FsResult<()> {
     let mut appended = Ok(());
     memo.compress_all(todo, engine.zstd_level, |memo, hash, plain_len, stored| {
         if appended.is_err() {
@@ -140,7 +155,8 @@ fn store_missing(
                 };
                 memo.place(hash, place);
                 // The chunk is in the pack whether or not this transaction commits, so
-                // later batches may reference it (add_ref recreates a record from it).
+                // later batches may skip storing it; whether a reference may be taken
+                // is still decided by the chunk record inside their transaction.
                 engine.remember_chunk(hash, place);
             }
             Err(e) => appended = Err(FsError::from(e)),
@@ -159,15 +175,17 @@ fn place_of(c: &ChunkRecord) -> ChunkPlace {
 }
 
 /// Adds one extent-version reference to `hash`, creating or repairing its record from
-/// the memo or the known-chunk cache when needed.
-fn add_ref(engine: &Engine, txn: &mut WriteTxn, hash: &ChunkHash, memo: &Memo) -> FsResult<()> {
+/// the chunk this batch stored (the memo). A dedup hit is decided here, inside the
+/// transaction that takes the reference: the known-chunk cache only lets a batch skip
+/// storing, never brings back a record GC deleted (its pack record may be dropped).
+/// Returns `false`, taking nothing, when the record is missing or lost and this batch
+/// did not store the chunk: the caller stores it and asks again.
+///
+/// Fails if metadata cannot be read or written.
+fn add_ref(txn: &mut WriteTxn, hash: &ChunkHash, memo: &Memo) -> FsResult<bool> {
     let prev = txn.chunk(hash)?;
     let intact = prev.is_some_and(|c| c.flags & CHUNK_FLAG_LOST == 0);
-    let fresh = if intact {
-        None
-    } else {
-        memo.placed(hash).or_else(|| engine.known_chunk(hash))
-    };
+    let fresh = if intact { None } else { memo.placed(hash) };
     let next = match (prev, fresh) {
         (Some(c), _) if c.flags & CHUNK_FLAG_LOST == 0 => ChunkRecord {
             refcount: c.refcount + 1,
@@ -181,25 +199,21 @@ fn add_ref(engine: &Engine, txn: &mut WriteTxn, hash: &ChunkHash, memo: &Memo) -
             codec: s.codec,
             flags: 0,
         },
-        (_, None) => {
-            return Err(FsError::Corrupt(format!(
-                "chunk {hash} neither stored nor known"
-            )))
-        }
+        (_, None) => return Ok(false),
     };
     txn.put_chunk(hash, &next, prev.as_ref())?;
-    Ok(())
+    Ok(true)
 }
 
 /// Adds a reference to a chunk that already has a record (a cloned extent).
 ///
 /// Fails with `Corrupt` if the chunk has no record.
-pub(crate) fn add_ref_shared(
-    engine: &Engine,
-    txn: &mut WriteTxn,
-    hash: &ChunkHash,
-) -> FsResult<()> {
-    add_ref(engine, txn, hash, &Memo::new())
+pub(crate) fn add_ref_shared(txn: &mut WriteTxn, hash: &ChunkHash) -> FsResult<()> {
+    if add_ref(txn, hash, &Memo::new())? {
+        Ok(())
+    } else {
+        Err(FsError::Corrupt(format!("cloned extent names chunk {hash} without a record")))
+    }
 }
 
 /// Drops one extent-version reference to `hash`; at zero the `Z` index marks it for GC.

@@ -71,7 +71,7 @@ pub(crate) fn clone_range(
                 offset: shift(e.offset),
                 ..*e
             };
-            add_ref_shared(engine, txn, &e.hash)?;
+            add_ref_shared(txn, &e.hash)?;
             let change = txn.put_extent(r.ino_out, &placed)?;
             if let Some(old) = change.dropped {
                 chunks::drop_ref(txn, &old.hash)?;
