@@ -17,7 +17,13 @@ use verfs_core::types::{ChunkHash, FileKind, Ino};
 
 /// Builds the test filesystem and stops the daemon cleanly.
 fn built() -> TestFs {
+    built_with_config("")
+}
+
+/// Like [`built`], with `config` as the daemon's `config.toml`.
+fn built_with_config(config: &str) -> TestFs {
     let mut fs = TestFs::new();
+    std::fs::write(fs.dir().join("config.toml"), config).expect("write config");
     fs.start();
     let src = fs.t("a.bin");
     write_random(&src, 3 << 20, 11);
@@ -203,6 +209,19 @@ fn flipped_pack_byte_is_found_by_read_data() {
     flip_bytes(&pack, 16 + 36 + 100, 1);
     let r = fsck_json(&fs, &["--read-data"], 1);
     assert_problem(&r, "damaged-record", None);
+}
+
+#[test]
+fn damage_in_a_sealed_pack_needs_read_data() {
+    let fs = built_with_config("pack_max_size_mb = 1\n");
+    let packs = fs.packs();
+    assert!(packs.len() >= 3, "3 MiB in 1 MiB packs: {packs:?}");
+    // The lowest pack was sealed at rotation; only its index is read without
+    // --read-data, so a flipped payload byte is found by reading the record back.
+    flip_bytes(&packs[0], 16 + 36 + 100, 1);
+    fsck_json(&fs, &[], 0);
+    let r = fsck_json(&fs, &["--read-data"], 1);
+    assert_problem(&r, "damaged-record", Some("a.bin"));
 }
 
 #[test]
