@@ -309,3 +309,93 @@ fn check_reachable(ns: &Namespace, links: &Links, report: &mut Report) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ns(
+        inodes: &[(u64, FileKind, u32, u64)],
+        dirents: &[(u64, &str, u64, FileKind)],
+    ) -> Namespace {
+        let mut ns = Namespace::default();
+        for &(ino, kind, nlink, parent) in inodes {
+            let node = Node {
+                kind,
+                nlink,
+                parent: Ino(parent),
+            };
+            ns.inodes.insert(Ino(ino), node);
+        }
+        for &(parent, name, ino, kind) in dirents {
+            let d = Dirent {
+                ino: Ino(ino),
+                kind,
+            };
+            ns.names
+                .entry(Ino(ino))
+                .or_insert((Ino(parent), name.as_bytes().to_vec()));
+            ns.dirents.push((Ino(parent), name.as_bytes().to_vec(), d));
+        }
+        ns
+    }
+
+    fn kinds(r: &Report) -> Vec<ProblemKind> {
+        r.problems.iter().map(|p| p.kind).collect()
+    }
+
+    use FileKind::{Dir, File};
+
+    #[test]
+    fn a_consistent_tree_with_a_hard_link_is_clean() {
+        let n = ns(
+            &[(1, Dir, 3, 1), (2, Dir, 2, 1), (3, File, 2, 1)],
+            &[(1, "d", 2, Dir), (1, "f", 3, File), (2, "g", 3, File)],
+        );
+        let mut r = Report::default();
+        check(&n, &[], &mut r);
+        assert!(r.is_clean(), "{:?}", r.problems);
+        assert_eq!(n.path_of(Ino(3)).as_deref(), Some("/f"));
+    }
+
+    #[test]
+    fn each_namespace_problem_is_reported_once() {
+        let n = ns(
+            &[
+                (1, Dir, 2, 1),
+                (3, File, 2, 1),
+                (4, File, 0, 1),
+                (5, File, 0, 1),
+            ],
+            &[(1, "f", 3, File), (1, "ghost", 9, File)],
+        );
+        let mut r = Report::default();
+        check(&n, &[Ino(5)], &mut r);
+        assert_eq!(
+            kinds(&r),
+            vec![
+                ProblemKind::DanglingEntry,
+                ProblemKind::LinkCount,
+                ProblemKind::Orphan
+            ],
+            "{:?}",
+            r.problems
+        );
+        assert_eq!(r.problems[0].path.as_deref(), Some("/ghost"));
+        assert_eq!(r.info.len(), 1, "inode 5 is an orphan: {:?}", r.info);
+    }
+
+    #[test]
+    fn directory_parent_and_count_are_checked() {
+        let n = ns(&[(1, Dir, 2, 1), (2, Dir, 2, 7)], &[(1, "d", 2, Dir)]);
+        let mut r = Report::default();
+        check(&n, &[], &mut r);
+        // Root's nlink should be 3 (one subdirectory); d's parent field is wrong.
+        assert_eq!(
+            kinds(&r),
+            vec![ProblemKind::LinkCount, ProblemKind::Directory],
+            "{:?}",
+            r.problems
+        );
+    }
+}

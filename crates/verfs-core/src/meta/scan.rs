@@ -215,3 +215,62 @@ impl WriteTxn {
         self.del(&keys::zero_ref(hash))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datadir::DataDirPerms;
+    use crate::types::Timestamp;
+
+    fn extent(hash: u8) -> Extent {
+        Extent {
+            offset: 0,
+            hash: ChunkHash([hash; 16]),
+            len: 10,
+        }
+    }
+
+    #[test]
+    fn read_only_open_creates_nothing_and_needs_a_store() {
+        let d = tempfile::tempdir().unwrap();
+        let missing = d.path().join("meta");
+        assert!(Store::open_read_only(&missing).is_err());
+        assert!(!missing.exists(), "nothing created");
+    }
+
+    #[test]
+    fn extent_scan_sees_live_and_frozen_versions_and_live_scans_only_live() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("meta");
+        let s = Store::open(&dir, DataDirPerms::OWNER_ONLY).unwrap();
+        s.write(|w| w.put_extent(Ino(3), &extent(1))).unwrap();
+        let dirent = Dirent {
+            ino: Ino(3),
+            kind: crate::types::FileKind::File,
+        };
+        s.write(|w| w.put_dirent(Ino(1), b"f", &dirent)).unwrap();
+        s.create_snapshot(b"s", Timestamp::default()).unwrap();
+        s.write(|w| w.put_extent(Ino(3), &extent(2))).unwrap();
+        s.write(|w| w.delete_dirent(Ino(1), b"f")).unwrap();
+        s.close().unwrap();
+        drop(s);
+        let s = Store::open_read_only(&dir).unwrap();
+        let v = s.view().unwrap();
+        let mut seen = Vec::new();
+        v.for_each_extent_version(|e| {
+            let e = e.unwrap();
+            seen.push((e.extent.hash.0[0], e.frozen.is_some()));
+            true
+        })
+        .unwrap();
+        assert_eq!(seen, vec![(2, false), (1, true)]);
+        let mut live = 0;
+        v.for_each_live_dirent(|_| {
+            live += 1;
+            true
+        })
+        .unwrap();
+        assert_eq!(live, 0, "the frozen dirent is not live");
+        s.close().unwrap();
+    }
+}
