@@ -123,6 +123,22 @@ fn check_pack(
     if let Some(scan) = &scan {
         damaged = report_damage(&file, id, scan, named, cx, report);
     }
+    check_named(&index, id, named, &damaged, cx, report);
+    if let (Some(hasher), Some(scan)) = (cx.read_data, &scan) {
+        verify::verify_records(&file, id, &scan.entries, hasher, cx, report, progress);
+    }
+}
+
+/// Every chunk named to be in pack `id` has a record there of the stored length its
+/// chunk record says; chunks in `damaged` are reported already.
+fn check_named(
+    index: &SealedIndex,
+    id: PackId,
+    named: &Named,
+    damaged: &BTreeSet<ChunkHash>,
+    cx: &Context,
+    report: &mut Report,
+) {
     for (hash, c) in named {
         if damaged.contains(hash) {
             continue;
@@ -143,9 +159,6 @@ fn check_pack(
             ),
             Some(_) => {}
         }
-    }
-    if let (Some(hasher), Some(scan)) = (cx.read_data, &scan) {
-        verify::verify_records(&file, id, &scan.entries, hasher, cx, report, progress);
     }
 }
 
