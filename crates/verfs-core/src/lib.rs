@@ -11,11 +11,14 @@
 //! - [`data`] — chunking, hashing, compression and the pack store. It never sees an
 //!   inode; only `data::pack` knows the pack file format.
 //! - [`service`] — the data-dir lock, the sync service and the shutdown barrier.
+//! - [`check`] — the offline checker behind `verfsnext fsck`: reads `meta` through its
+//!   read-only scans and packs through `data::pack`, and writes nothing.
 //! - [`datadir`] — the owner-only permission policy of the data dir, used by `meta`,
 //!   `data` and `service` for everything they create there.
 //!
 //! The binary crate `verfs` adds the FUSE adapter and the CLI; nothing here knows fuser.
 
+pub mod check;
 pub mod config;
 pub mod control;
 pub mod data;

@@ -137,7 +137,9 @@ fn reserve_for(dir: &Path) -> u64 {
     (total / 50).clamp(4 << 20, 256 << 20)
 }
 
-fn pack_path(dir: &Path, id: PackId) -> PathBuf {
+/// The file of pack `id` in pack directory `dir`: the one place that names pack files,
+/// shared with the offline checker.
+pub fn pack_path(dir: &Path, id: PackId) -> PathBuf {
     dir.join(format!("{:016x}.vpk", id.0))
 }
 
@@ -150,7 +152,9 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Pack ids present in `dir`, ascending; other files are ignored.
-fn list_packs(dir: &Path) -> std::io::Result<Vec<PackId>> {
+///
+/// Fails if the directory cannot be read.
+pub fn list_packs(dir: &Path) -> std::io::Result<Vec<PackId>> {
     let mut ids = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let name = entry?.file_name();

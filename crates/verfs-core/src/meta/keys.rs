@@ -148,6 +148,22 @@ pub(crate) fn extent_offset(logical: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(b))
 }
 
+/// The inode and file offset of an extent logical key.
+pub(crate) fn extent_ino_offset(logical: &[u8]) -> Option<(Ino, u64)> {
+    let offset = extent_offset(logical)?;
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&logical[1..9]);
+    Some((Ino(u64::from_be_bytes(b)), offset))
+}
+
+/// The parent directory of a dirent logical key.
+pub(crate) fn dirent_parent(logical: &[u8]) -> Option<Ino> {
+    dirent_name(logical)?;
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&logical[1..9]);
+    Some(Ino(u64::from_be_bytes(b)))
+}
+
 /// Logical key of an extended attribute.
 pub(crate) fn xattr(ino: Ino, name: &[u8]) -> Vec<u8> {
     let mut k = with_u64(prefix::XATTR, ino.0);
@@ -313,6 +329,9 @@ mod tests {
     fn parsers_reject_foreign_keys() {
         assert_eq!(extent_offset(&extent(Ino(3), 77)), Some(77));
         assert_eq!(extent_offset(&inode(Ino(3))), None);
+        assert_eq!(extent_ino_offset(&extent(Ino(3), 77)), Some((Ino(3), 77)));
+        assert_eq!(dirent_parent(&dirent(Ino(4), b"n")), Some(Ino(4)));
+        assert_eq!(dirent_parent(&inode(Ino(4))), None);
         assert_eq!(orphan_ino(&orphan(Ino(9))), Some(Ino(9)));
         assert_eq!(inode_ino(&inode(Ino(9))), Some(Ino(9)));
         let h = ChunkHash([7; 16]);

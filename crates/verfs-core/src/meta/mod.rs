@@ -10,6 +10,7 @@ mod keys;
 mod migrate;
 mod reader;
 mod records;
+mod scan;
 mod snapshots;
 mod versioned;
 mod write;
@@ -24,6 +25,7 @@ use thiserror::Error;
 
 pub use reader::{Reader, View};
 pub use records::{ChunkRecord, Dirent, Extent, Inode, SnapshotRecord, CHUNK_FLAG_LOST};
+pub use scan::ExtentVersion;
 pub use snapshots::{SnapshotError, SweepProgress};
 pub use versioned::ViewAt;
 pub use write::{ExtentChange, Prior, WriteTxn};

@@ -69,15 +69,9 @@ impl DataDirLock {
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
-                let holder = std::fs::read_to_string(&path)
-                    .ok()
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .map(|pid| format!(" (pid {pid})"))
-                    .unwrap_or_default();
                 return Err(LockError::InUse {
                     path: dir.to_path_buf(),
-                    holder,
+                    holder: holder_of(&path),
                 });
             }
             Err(TryLockError::Error(e)) => {
@@ -93,6 +87,51 @@ impl DataDirLock {
             .map_err(|e| unusable(dir, format!("not writable: {e}")))?;
         Ok(DataDirLock { _file: file })
     }
+}
+
+impl DataDirLock {
+    /// For offline tools (`verfsnext fsck`): takes a *shared* lock on an existing lock
+    /// file, opened read-only, so a daemon cannot start while the tool runs and the tool
+    /// refuses to run while a daemon holds the data dir; nothing is created or written.
+    /// Returns `Ok(None)` when there is no lock file (no daemon ever ran here, so none
+    /// holds it).
+    ///
+    /// Fails with `InUse` while a daemon holds the lock, `Unusable` if the lock file
+    /// cannot be opened or locked.
+    pub fn acquire_shared_existing(dir: &Path) -> Result<Option<DataDirLock>, LockError> {
+        let path = dir.join("verfsnext.lock");
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(unusable(
+                    dir,
+                    format!("cannot open {}: {e}", path.display()),
+                ))
+            }
+        };
+        match file.try_lock_shared() {
+            Ok(()) => Ok(Some(DataDirLock { _file: file })),
+            Err(TryLockError::WouldBlock) => Err(LockError::InUse {
+                path: dir.to_path_buf(),
+                holder: holder_of(&path),
+            }),
+            Err(TryLockError::Error(e)) => Err(unusable(
+                dir,
+                format!("cannot lock {}: {e}", path.display()),
+            )),
+        }
+    }
+}
+
+/// " (pid N)" from the lock file, when it names one.
+fn holder_of(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .map(|pid| format!(" (pid {pid})"))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -122,6 +161,26 @@ mod tests {
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&d), 0o700);
         assert_eq!(mode(&d.join("verfsnext.lock")), 0o600);
+    }
+
+    #[test]
+    fn shared_probe_is_refused_while_a_daemon_holds_the_lock() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(DataDirLock::acquire_shared_existing(d.path())
+            .unwrap()
+            .is_none());
+        assert!(
+            !d.path().join("verfsnext.lock").exists(),
+            "probe created nothing"
+        );
+        let a = DataDirLock::acquire(d.path(), DataDirPerms::OWNER_ONLY).unwrap();
+        let e = DataDirLock::acquire_shared_existing(d.path()).unwrap_err();
+        assert!(e.to_string().contains("in use"), "{e}");
+        drop(a);
+        let probe = DataDirLock::acquire_shared_existing(d.path()).unwrap();
+        assert!(probe.is_some());
+        // A daemon cannot start while the offline tool holds it.
+        assert!(DataDirLock::acquire(d.path(), DataDirPerms::OWNER_ONLY).is_err());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Command-line parsing and the commands.
 
 mod config;
+mod fsck;
 mod mount;
 mod snapshot;
 mod stats;
@@ -30,6 +31,9 @@ enum Command {
     /// Create, list, delete and compare snapshots of the running daemon's filesystem.
     #[command(subcommand)]
     Snapshot(snapshot::SnapshotCmd),
+    /// Check an unmounted data dir offline, writing nothing: exit 0 clean, 1 problems
+    /// found, 2 cannot run (a daemon holds it).
+    Fsck(fsck::FsckArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -68,6 +72,7 @@ pub fn main() -> ExitCode {
         Command::Mount(a) => mount::run(&a.config, a.mountpoint),
         Command::Stats(a) => stats::run(&a.config, a.json),
         Command::Snapshot(c) => snapshot::run(c),
+        Command::Fsck(a) => return fsck::run(&a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
