@@ -65,7 +65,9 @@ pub(crate) fn put_hashed(
                     engine.forget_chunk(&hash);
                     store_chunks(engine, vec![(hash, bytes.clone())], memo)?;
                     if !add_ref(txn, &hash, memo)? {
-                        return Err(FsError::Corrupt(format!("chunk {hash} stored but not placed")));
+                        return Err(FsError::Corrupt(format!(
+                            "chunk {hash} stored but not placed"
+                        )));
                     }
                 }
                 let e = Extent {
@@ -212,7 +214,9 @@ pub(crate) fn add_ref_shared(txn: &mut WriteTxn, hash: &ChunkHash) -> FsResult<(
     if add_ref(txn, hash, &Memo::new())? {
         Ok(())
     } else {
-        Err(FsError::Corrupt(format!("cloned extent names chunk {hash} without a record")))
+        Err(FsError::Corrupt(format!(
+            "cloned extent names chunk {hash} without a record"
+        )))
     }
 }
 
