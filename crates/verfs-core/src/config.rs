@@ -84,6 +84,13 @@ pub struct Config {
     pub sweep_step_keys: usize,
     /// Pause between sweep transactions, to leave the disk to other work.
     pub sweep_pause_ms: u64,
+    /// GC runs by itself once reads and writes have paused this long and some chunk
+    /// is unreferenced; 0 leaves GC to `verfsnext gc run`.
+    pub gc_idle_min_ms: u64,
+    /// GC rewrites a pack once this share of it (percent) is dead ...
+    pub gc_pack_rewrite_min_reclaim_percent: u64,
+    /// ... or this many of its bytes are, whatever the share.
+    pub gc_pack_rewrite_min_reclaim_bytes: u64,
     /// Log filter (`error`, `warn`, `info`, `debug`, `trace`).
     pub log_level: String,
 }
@@ -111,6 +118,9 @@ impl Default for Config {
             snapshots_visible: false,
             sweep_step_keys: 2048,
             sweep_pause_ms: 0,
+            gc_idle_min_ms: 5000,
+            gc_pack_rewrite_min_reclaim_percent: 20,
+            gc_pack_rewrite_min_reclaim_bytes: 256 << 20,
             log_level: "info".into(),
         }
     }
@@ -213,6 +223,19 @@ impl Config {
         range("attr_ttl_secs", self.attr_ttl_secs, 0, 3600)?;
         range("sweep_step_keys", self.sweep_step_keys, 1, 1_000_000)?;
         range("sweep_pause_ms", self.sweep_pause_ms, 0, 60_000)?;
+        range("gc_idle_min_ms", self.gc_idle_min_ms, 0, 86_400_000)?;
+        range(
+            "gc_pack_rewrite_min_reclaim_percent",
+            self.gc_pack_rewrite_min_reclaim_percent,
+            1,
+            100,
+        )?;
+        range(
+            "gc_pack_rewrite_min_reclaim_bytes",
+            self.gc_pack_rewrite_min_reclaim_bytes,
+            1,
+            u64::MAX,
+        )?;
         for (field, v) in [("fsname", &self.fsname), ("subtype", &self.subtype)] {
             if v.is_empty() || v.contains([',', ' ', '\n', '\0']) {
                 return Err(ConfigError::Invalid {
@@ -242,6 +265,14 @@ impl Config {
     /// The permission policy of the data dir (`data_dir_group_access`).
     pub fn data_dir_perms(&self) -> DataDirPerms {
         DataDirPerms::new(self.data_dir_group_access)
+    }
+
+    /// When GC rewrites a pack.
+    pub fn gc_config(&self) -> crate::gc::GcConfig {
+        crate::gc::GcConfig {
+            min_reclaim_percent: self.gc_pack_rewrite_min_reclaim_percent,
+            min_reclaim_bytes: self.gc_pack_rewrite_min_reclaim_bytes,
+        }
     }
 
     /// The pack rotation threshold in bytes.

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::gc::{GcReport, GcStatus};
+
 use crate::engine::stats::StatsSnapshot;
 
 /// A command for the running daemon.
@@ -35,6 +37,14 @@ pub enum Request {
         /// The newer snapshot; `None` for the live tree.
         to: Option<String>,
     },
+    /// Run GC: with `wait`, answer when the run finished; else once it is started.
+    GcRun {
+        /// Wait for the run and report it.
+        #[serde(default)]
+        wait: bool,
+    },
+    /// The collector's state.
+    GcStatus,
 }
 
 /// One snapshot as `snapshot list` shows it.
@@ -107,6 +117,12 @@ pub enum Response {
         /// The changed paths.
         entries: Vec<DiffEntry>,
     },
+    /// Answer to [`Request::GcRun`] with `wait`: what the run did.
+    GcDone(GcReport),
+    /// Answer to [`Request::GcRun`] without `wait`: the run was started.
+    GcStarted,
+    /// Answer to [`Request::GcStatus`].
+    GcState(GcStatus),
     /// The command failed; the message says why.
     Error {
         /// What went wrong.

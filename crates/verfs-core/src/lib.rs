@@ -21,6 +21,7 @@
 pub mod check;
 pub mod config;
 pub mod control;
+pub mod crash;
 pub mod data;
 pub mod datadir;
 pub mod error;
@@ -31,5 +32,6 @@ pub use config::Config;
 pub use error::{FsError, FsResult};
 pub mod engine;
 pub mod fs;
+pub mod gc;
 pub mod service;
 pub mod write;

@@ -4,6 +4,7 @@
 //! stored chunks back into bytes.
 
 pub mod compress;
+pub mod discard;
 pub mod hash;
 pub mod pack;
 pub mod readahead;

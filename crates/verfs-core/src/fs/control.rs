@@ -20,6 +20,14 @@ impl Control for Fs {
             Request::SnapshotDiff { from, to } => self
                 .diff_snapshots(&from, to.as_deref())
                 .map(|entries| Response::Diff { entries }),
+            Request::GcRun { wait: true } => {
+                self.gc.run_now().map(Response::GcDone).map_err(Into::into)
+            }
+            Request::GcRun { wait: false } => {
+                self.gc.kick();
+                Ok(Response::GcStarted)
+            }
+            Request::GcStatus => Ok(Response::GcState(self.gc.status())),
         };
         res.unwrap_or_else(|e| Response::Error {
             message: e.to_string(),

@@ -30,7 +30,7 @@ use crate::datadir::PermsError;
 use crate::engine::Engine;
 use crate::error::{FsError, FsResult};
 use crate::meta::{Inode, MetaError, SYS_CLEAN_SHUTDOWN};
-use crate::service::{DataDirLock, LockError, SweepService, SyncService};
+use crate::service::{DataDirLock, GcService, LockError, SweepService, SyncService};
 use crate::types::Ino;
 use crate::write::Batcher;
 use handles::Handles;
@@ -115,6 +115,7 @@ pub struct Fs {
     batcher: Arc<Batcher>,
     sync: SyncService,
     sweeper: SweepService,
+    gc: GcService,
     handles: Handles,
     /// The snapshots that exist (names, view slots, generations).
     snapshots: RwLock<SnapshotTable>,
@@ -147,6 +148,7 @@ impl Fs {
     ///
     /// Fails if the final sync fails, i.e. written data may not be on disk.
     pub fn shutdown(&self) -> FsResult<()> {
+        self.gc.stop();
         self.sweeper.stop();
         self.batcher.stop();
         self.sync.stop();

@@ -13,11 +13,12 @@ use crate::config::Config;
 use crate::data::{ChunkHasher, PackStore, UltraCdc};
 use crate::engine::Engine;
 use crate::error::FsError;
+use crate::gc::Collector;
 use crate::meta::{
     Inode, Reader, Store, CHUNK_FLAG_LOST, SYS_CLEAN_SHUTDOWN, SYS_HASH_SECRET, SYS_MAX_EXTENT_LEN,
 };
 use crate::service::sweep::SweepPace;
-use crate::service::{DataDirLock, SweepService, SyncService};
+use crate::service::{DataDirLock, GcService, SweepService, SyncService};
 use crate::types::{FileKind, Ino, PackId, Timestamp};
 use crate::write::{BatchLimits, Batcher};
 
@@ -127,11 +128,20 @@ pub(super) fn open(cfg: &Config) -> Result<Fs, OpenError> {
     };
     let sweeper =
         SweepService::start(engine.clone(), pace).map_err(io_err("start sweep service"))?;
+    let collector = Collector::open(&engine, cfg.data_dir_perms(), cfg.gc_config())
+        .map_err(startup("open GC discard log"))?;
+    let gc = GcService::start(
+        engine.clone(),
+        collector,
+        Duration::from_millis(cfg.gc_idle_min_ms),
+    )
+    .map_err(io_err("start GC service"))?;
     Ok(Fs {
         engine,
         batcher,
         sync,
         sweeper,
+        gc,
         handles: Default::default(),
         snapshots: RwLock::new(snapshots),
         next_ino: AtomicU64::new(max_ino.0.max(Ino::ROOT.0) + 1),

@@ -209,6 +209,14 @@ impl Store {
         f()
     }
 
+    /// Waits until every write transaction in flight has committed or failed. GC calls
+    /// it after sealing a pack and before deciding which of its records to keep: every
+    /// append to that pack belongs to a transaction that then has finished, so its
+    /// chunk records are visible.
+    pub fn write_barrier(&self) {
+        self.exclusively(|| ());
+    }
+
     /// Runs `f` in a write transaction and commits it, retrying the whole closure when
     /// another transaction wrote one of the same keys first.
     ///

@@ -59,6 +59,12 @@ impl Store {
                 .build()
                 .map_err(|e| MetaError::kv(&format!("open {}", dir.display()), e))?
         };
+        // SurrealKV recreates its WAL directory at 0750 when it replays; left so, the
+        // daemon would refuse the data dir after an fsck. Owner-only suits either
+        // data-dir policy.
+        crate::datadir::DataDirPerms::OWNER_ONLY
+            .tighten(dir)
+            .map_err(|e| MetaError::Kv(format!("restrict {}: {e}", dir.display())))?;
         let store = Store {
             tree,
             rt,

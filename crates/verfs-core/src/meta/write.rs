@@ -211,6 +211,31 @@ impl WriteTxn {
         }
     }
 
+    /// GC stage 1: deletes the record and `Z` mark of `hash` if it is still at
+    /// refcount 0 (inside this transaction, so a reference taken concurrently either
+    /// commits first and keeps the chunk, or conflicts and retries after the delete,
+    /// finding no record and storing the bytes again). A `Z` mark without a record is
+    /// dropped too. Returns the deleted record.
+    ///
+    /// Fails only if SurrealKV fails.
+    pub fn delete_unreferenced_chunk(
+        &mut self,
+        hash: &ChunkHash,
+    ) -> Result<Option<ChunkRecord>, MetaError> {
+        match self.chunk(hash)? {
+            Some(c) if c.refcount == 0 => {
+                self.del(&keys::chunk(hash))?;
+                self.del(&keys::zero_ref(hash))?;
+                Ok(Some(c))
+            }
+            Some(_) => Ok(None),
+            None => {
+                self.del(&keys::zero_ref(hash))?;
+                Ok(None)
+            }
+        }
+    }
+
     /// Marks `ino` as unlinked while open.
     pub fn set_orphan(&mut self, ino: Ino) -> Result<(), MetaError> {
         self.set(&keys::orphan(ino), &[])

@@ -59,12 +59,15 @@ pub(crate) fn put_hashed(
         match hash {
             None => delta -= remove_extent(txn, ino, off)? as i64,
             Some(hash) => {
-                if !add_ref(txn, &hash, memo)? {
+                if !add_ref(txn, &hash, memo, Some(engine.packs.drop_epoch()))? {
                     // The dedup cache knew the chunk, but its record is gone (GC deleted
-                    // it, its pack record is to be dropped): store the bytes again.
+                    // it, its pack record is to be dropped), or this batch appended it
+                    // before GC last dropped records: store the bytes again. The new
+                    // append is made under the generation fence this transaction
+                    // holds, so GC cannot drop it before the transaction commits.
                     engine.forget_chunk(&hash);
                     store_chunks(engine, vec![(hash, bytes.clone())], memo)?;
-                    if !add_ref(txn, &hash, memo)? {
+                    if !add_ref(txn, &hash, memo, None)? {
                         return Err(FsError::Corrupt(format!(
                             "chunk {hash} stored but not placed"
                         )));
@@ -147,6 +150,9 @@ fn store_chunks(engine: &Engine, todo: Vec<(ChunkHash, Bytes)>, memo: &mut Memo)
         if appended.is_err() {
             return;
         }
+        // Read before the append: a bump between the two only makes the placement
+        // look older than it is (a needless re-store), never younger.
+        let epoch = engine.packs.drop_epoch();
         match engine.packs.append(hash, plain_len, &stored) {
             Ok(pack_id) => {
                 let place = ChunkPlace {
@@ -155,7 +161,7 @@ fn store_chunks(engine: &Engine, todo: Vec<(ChunkHash, Bytes)>, memo: &mut Memo)
                     plain_len,
                     codec: stored.codec.to_byte(),
                 };
-                memo.place(hash, place);
+                memo.place(hash, place, epoch);
                 // The chunk is in the pack whether or not this transaction commits, so
                 // later batches may skip storing it; whether a reference may be taken
                 // is still decided by the chunk record inside their transaction.
@@ -180,14 +186,25 @@ fn place_of(c: &ChunkRecord) -> ChunkPlace {
 /// the chunk this batch stored (the memo). A dedup hit is decided here, inside the
 /// transaction that takes the reference: the known-chunk cache only lets a batch skip
 /// storing, never brings back a record GC deleted (its pack record may be dropped).
+/// A record is created from the memo only for an append made under drop epoch `epoch`
+/// (`None`: any append of this batch, for one just made under the caller's fence).
 /// Returns `false`, taking nothing, when the record is missing or lost and this batch
-/// did not store the chunk: the caller stores it and asks again.
+/// did not store the chunk (usably): the caller stores it and asks again.
 ///
 /// Fails if metadata cannot be read or written.
-fn add_ref(txn: &mut WriteTxn, hash: &ChunkHash, memo: &Memo) -> FsResult<bool> {
+fn add_ref(
+    txn: &mut WriteTxn,
+    hash: &ChunkHash,
+    memo: &Memo,
+    epoch: Option<u64>,
+) -> FsResult<bool> {
     let prev = txn.chunk(hash)?;
     let intact = prev.is_some_and(|c| c.flags & CHUNK_FLAG_LOST == 0);
-    let fresh = if intact { None } else { memo.placed(hash) };
+    let fresh = match (intact, epoch) {
+        (true, _) => None,
+        (false, Some(e)) => memo.placed_at(hash, e),
+        (false, None) => memo.placed(hash),
+    };
     let next = match (prev, fresh) {
         (Some(c), _) if c.flags & CHUNK_FLAG_LOST == 0 => ChunkRecord {
             refcount: c.refcount + 1,
@@ -211,7 +228,7 @@ fn add_ref(txn: &mut WriteTxn, hash: &ChunkHash, memo: &Memo) -> FsResult<bool> 
 ///
 /// Fails with `Corrupt` if the chunk has no record.
 pub(crate) fn add_ref_shared(txn: &mut WriteTxn, hash: &ChunkHash) -> FsResult<()> {
-    if add_ref(txn, hash, &Memo::new())? {
+    if add_ref(txn, hash, &Memo::new(), None)? {
         Ok(())
     } else {
         Err(FsError::Corrupt(format!(

@@ -23,7 +23,8 @@ type Compressed = (ChunkHash, u32, Stored);
 
 /// Per-batch chunk state, kept across transaction retries.
 pub(crate) struct Memo {
-    placed: HashMap<ChunkHash, ChunkPlace>,
+    /// Where this batch appended each chunk, with the pack store's drop epoch then.
+    placed: HashMap<ChunkHash, (ChunkPlace, u64)>,
     started: HashSet<ChunkHash>,
     ready: HashMap<ChunkHash, (u32, Stored)>,
     tx: Sender<Compressed>,
@@ -45,12 +46,22 @@ impl Memo {
 
     /// Where this batch appended `hash`, if it did.
     pub fn placed(&self, hash: &ChunkHash) -> Option<ChunkPlace> {
-        self.placed.get(hash).copied()
+        self.placed.get(hash).map(|(p, _)| *p)
     }
 
-    /// Records that `hash` was appended at `place`.
-    pub fn place(&mut self, hash: ChunkHash, place: ChunkPlace) {
-        self.placed.insert(hash, place);
+    /// Where this batch appended `hash`, if it did so while the pack store's drop epoch
+    /// was `epoch` (so GC cannot have dropped the record since: see
+    /// `PackStore::drop_epoch`).
+    pub fn placed_at(&self, hash: &ChunkHash, epoch: u64) -> Option<ChunkPlace> {
+        self.placed
+            .get(hash)
+            .filter(|(_, e)| *e == epoch)
+            .map(|(p, _)| *p)
+    }
+
+    /// Records that `hash` was appended at `place` under drop epoch `epoch`.
+    pub fn place(&mut self, hash: ChunkHash, place: ChunkPlace, epoch: u64) {
+        self.placed.insert(hash, (place, epoch));
     }
 
     /// Hashes a chunk just cut and starts compressing it, unless it is already placed,

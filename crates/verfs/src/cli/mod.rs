@@ -2,6 +2,7 @@
 
 mod config;
 mod fsck;
+mod gc;
 mod mount;
 mod snapshot;
 mod stats;
@@ -31,6 +32,9 @@ enum Command {
     /// Create, list, delete and compare snapshots of the running daemon's filesystem.
     #[command(subcommand)]
     Snapshot(snapshot::SnapshotCmd),
+    /// Run garbage collection on the running daemon, or show its state.
+    #[command(subcommand)]
+    Gc(gc::GcCmd),
     /// Check an unmounted data dir offline, writing nothing: exit 0 clean, 1 problems
     /// found, 2 cannot run (a daemon holds it).
     Fsck(fsck::FsckArgs),
@@ -72,6 +76,7 @@ pub fn main() -> ExitCode {
         Command::Mount(a) => mount::run(&a.config, a.mountpoint),
         Command::Stats(a) => stats::run(&a.config, a.json),
         Command::Snapshot(c) => snapshot::run(c),
+        Command::Gc(c) => gc::run(c),
         Command::Fsck(a) => return fsck::run(&a),
     };
     match res {

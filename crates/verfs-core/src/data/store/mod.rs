@@ -1,86 +1,45 @@
 //! The pack store: one active pack that records are appended to, sealed packs that are
 //! only read, rotation at `pack_max_size`, and the second index of the two-index rule
 //! (chunk hash → offset inside the pack named by the metadata).
+//!
+//! Readers never wait for writers: the appender holds its mutex across `pwrite`,
+//! sealing and creating packs, but a reader only takes the pointer to the active pack's
+//! view and that view's index lock, each for one access (`active`), or the sealed-pack
+//! cache (`sealed`). GC's pack rewrite and removal live in `rewrite`.
 
-use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+mod active;
+mod rewrite;
+mod sealed;
+mod space;
+
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use bytes::Bytes;
-use moka::sync::Cache;
 
 use super::compress::{self, Stored};
 use super::hash::ChunkHasher;
-use super::pack::{self, Location, PackError, SealedIndex};
-use super::readahead::SealedFile;
+use super::pack::{self, Location, PackError};
 use crate::datadir::DataDirPerms;
 use crate::types::{ChunkHash, PackId};
-
-/// Open read handles kept for sealed packs.
-const READER_CACHE_ENTRIES: u64 = 256;
-/// Bytes of sealed-pack indexes kept in memory.
-const INDEX_CACHE_BYTES: u64 = 64 << 20;
-/// Writeback of the active pack is started every time this much was appended since the
-/// last start (flush-behind). Without it the page cache collects everything appended
-/// between syncs, and an `fsync` of one small file waits for all of it to reach the
-/// disk (one of the causes in `architecture.md`, "fsync under load"). 1 MiB rather
-/// than 8: 15.7-16.9 sqlite commits/s during a copy against 12.8-14.9, alternating, and
-/// the same 1 GiB write time (3.9-4.9 s against 4.3-4.6 s).
-const FLUSH_BEHIND: u64 = 1 << 20;
-
-/// The pack being appended to.
-struct ActivePack {
-    id: PackId,
-    file: Arc<File>,
-    len: u64,
-    /// Writeback has been started for everything below this offset.
-    writeback_from: u64,
-    index: HashMap<ChunkHash, Location>,
-    order: Vec<(ChunkHash, Location)>,
-}
-
-impl ActivePack {
-    /// Starts writeback of what was appended since the last start once that reaches
-    /// [`FLUSH_BEHIND`]; it does not wait for it, and durability still comes from
-    /// [`PackStore::sync`].
-    fn flush_behind(&mut self) {
-        let len = self.len - self.writeback_from;
-        if len < FLUSH_BEHIND {
-            return;
-        }
-        let (Ok(off), Ok(n)) = (
-            libc::off64_t::try_from(self.writeback_from),
-            libc::off64_t::try_from(len),
-        ) else {
-            return;
-        };
-        // SAFETY: sync_file_range only reads its integer arguments; a failure (e.g. a
-        // filesystem without support) leaves the pages to normal writeback.
-        let rc = unsafe {
-            libc::sync_file_range(self.file.as_raw_fd(), off, n, libc::SYNC_FILE_RANGE_WRITE)
-        };
-        if rc != 0 {
-            tracing::debug!(error = %std::io::Error::last_os_error(), "sync_file_range");
-        }
-        self.writeback_from = self.len;
-    }
-}
+use active::{ActivePack, ActiveView};
+pub use rewrite::{Rewritten, TEMP_SUFFIX};
+use sealed::SealedCache;
+pub(crate) use space::disk_space;
 
 /// Where a chunk record is: in the active pack or in a sealed one.
 enum Located {
     Active(Arc<File>, Location),
-    Sealed(Arc<SealedFile>, Location),
+    Sealed(Arc<sealed::SealedPack>, Location),
 }
 
 impl Located {
     fn file(&self) -> &File {
         match self {
             Located::Active(f, _) => f,
-            Located::Sealed(s, _) => s.file(),
+            Located::Sealed(s, _) => s.file.file(),
         }
     }
 
@@ -100,6 +59,8 @@ pub struct OpenReport {
     pub truncated_bytes: u64,
     /// Unsealed packs that were sealed at startup (left behind by a crash mid-rotation).
     pub sealed_at_startup: Vec<PackId>,
+    /// Temporary packs of an interrupted GC rewrite that were removed.
+    pub temp_removed: usize,
 }
 
 /// Appends chunk records to packs and reads them back by (pack id, hash).
@@ -108,33 +69,16 @@ pub struct PackStore {
     perms: DataDirPerms,
     max_bytes: u64,
     hasher: ChunkHasher,
-    active: Mutex<ActivePack>,
+    /// The appender's state; held across appends, seals and rotations.
+    writer: Mutex<ActivePack>,
+    /// What readers of the active pack see; swapped (briefly locked) at rotation.
+    current: RwLock<Arc<ActiveView>>,
     dirty: AtomicBool,
-    readers: Cache<PackId, Arc<SealedFile>>,
-    indexes: Cache<PackId, Arc<SealedIndex>>,
-    index_hits: AtomicU64,
-    index_misses: AtomicU64,
+    sealed: SealedCache,
     reserve_bytes: u64,
-}
-
-/// Available and total bytes of the filesystem holding `dir`.
-fn disk_space(dir: &Path) -> Option<(u64, u64)> {
-    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
-    // SAFETY: `c` is a valid NUL-terminated path and `st` a zeroed out-parameter of the
-    // type statvfs(3) writes.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: see above.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return None;
-    }
-    let f = st.f_frsize.max(1);
-    Some((st.f_bavail.saturating_mul(f), st.f_blocks.saturating_mul(f)))
-}
-
-/// Space kept free for metadata: 2% of the disk, at least 4 MiB, at most 256 MiB.
-fn reserve_for(dir: &Path) -> u64 {
-    let total = disk_space(dir).map_or(0, |(_, t)| t);
-    (total / 50).clamp(4 << 20, 256 << 20)
+    /// Bumped by GC before it decides which records of a pack to drop (see
+    /// [`PackStore::drop_epoch`]).
+    drop_epoch: AtomicU64,
 }
 
 /// The file of pack `id` in pack directory `dir`: the one place that names pack files,
@@ -173,10 +117,11 @@ pub fn list_packs(dir: &Path) -> std::io::Result<Vec<PackId>> {
 }
 
 impl PackStore {
-    /// Opens the pack directory: seals stray unsealed packs and rebuilds the active
-    /// pack's index by scanning it. After an unclean shutdown (`clean == false`) a torn
-    /// tail past the last valid record is cut; damaged records followed by valid ones
-    /// are never cut (they read as corrupt, the rest stays readable).
+    /// Opens the pack directory: removes temporary packs of an interrupted GC rewrite,
+    /// seals stray unsealed packs and rebuilds the active pack's index by scanning it.
+    /// After an unclean shutdown (`clean == false`) a torn tail past the last valid
+    /// record is cut; damaged records followed by valid ones are never cut (they read
+    /// as corrupt, the rest stays readable).
     ///
     /// The directory and new packs get `perms`' modes.
     ///
@@ -189,150 +134,78 @@ impl PackStore {
         clean: bool,
     ) -> Result<(PackStore, OpenReport), PackError> {
         perms.create_dir_all(dir).map_err(|e| io(PackId(0), 0, e))?;
+        let mut report = OpenReport {
+            temp_removed: rewrite::remove_temp_packs(dir).map_err(|e| io(PackId(0), 0, e))?,
+            ..OpenReport::default()
+        };
         let ids = list_packs(dir).map_err(|e| io(PackId(0), 0, e))?;
-        let mut report = OpenReport::default();
+        let active = Self::open_active(dir, perms, &ids, clean, &mut report)?;
+        report.active = Some(active.id());
+        let store = PackStore {
+            dir: dir.to_path_buf(),
+            perms,
+            max_bytes,
+            hasher,
+            current: RwLock::new(active.view.clone()),
+            writer: Mutex::new(active),
+            dirty: AtomicBool::new(false),
+            sealed: SealedCache::new(dir),
+            reserve_bytes: space::reserve_for(dir),
+            drop_epoch: AtomicU64::new(0),
+        };
+        Ok((store, report))
+    }
+
+    /// Seals every unsealed pack but the newest (left by a crash between appending a
+    /// pack's last record and sealing it) and reopens the newest unsealed one, or
+    /// creates a new active pack.
+    fn open_active(
+        dir: &Path,
+        perms: DataDirPerms,
+        ids: &[PackId],
+        clean: bool,
+        report: &mut OpenReport,
+    ) -> Result<ActivePack, PackError> {
         let mut unsealed = Vec::new();
-        for &id in &ids {
+        for &id in ids {
             let f = File::open(pack_path(dir, id)).map_err(|e| io(id, 0, e))?;
             let len = f.metadata().map_err(|e| io(id, 0, e))?.len();
             if !pack::is_sealed(&f, id, len)? {
                 unsealed.push(id);
             }
         }
-        // Every unsealed pack but the newest was left by a crash between appending its
-        // last record and sealing it: seal it now.
         let newest_unsealed = unsealed.last().copied().filter(|id| Some(id) == ids.last());
         for &id in &unsealed {
             if Some(id) != newest_unsealed {
-                Self::seal_existing(dir, id, !clean)?;
+                ActivePack::seal_existing(dir, id, !clean)?;
                 report.sealed_at_startup.push(id);
             }
         }
-        let active = match newest_unsealed {
+        match newest_unsealed {
             Some(id) => {
-                let (a, cut) = Self::reopen_active(dir, id, !clean)?;
+                let (a, cut) = ActivePack::reopen(dir, id, !clean)?;
                 report.truncated_bytes = cut;
-                a
+                Ok(a)
             }
             None => {
                 let next = ids.last().map(|p| PackId(p.0 + 1)).unwrap_or(PackId(1));
-                Self::create_pack(dir, perms, next)?
-            }
-        };
-        report.active = Some(active.id);
-        let store = PackStore {
-            dir: dir.to_path_buf(),
-            perms,
-            max_bytes,
-            hasher,
-            active: Mutex::new(active),
-            dirty: AtomicBool::new(false),
-            readers: Cache::new(READER_CACHE_ENTRIES),
-            indexes: Cache::builder()
-                .weigher(|_, v: &Arc<SealedIndex>| v.weight())
-                .max_capacity(INDEX_CACHE_BYTES)
-                .build(),
-            index_hits: AtomicU64::new(0),
-            index_misses: AtomicU64::new(0),
-            reserve_bytes: reserve_for(dir),
-        };
-        Ok((store, report))
-    }
-
-    fn create_pack(dir: &Path, perms: DataDirPerms, id: PackId) -> Result<ActivePack, PackError> {
-        let path = pack_path(dir, id);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(perms.file_mode())
-            .open(&path)
-            .map_err(|e| io(id, 0, e))?;
-        let header = pack::file_header();
-        file.write_all_at(&header, 0).map_err(|e| io(id, 0, e))?;
-        file.sync_all().map_err(|e| io(id, 0, e))?;
-        sync_dir(dir).map_err(|e| io(id, 0, e))?;
-        Ok(ActivePack {
-            id,
-            file: Arc::new(file),
-            len: header.len() as u64,
-            writeback_from: header.len() as u64,
-            index: HashMap::new(),
-            order: Vec::new(),
-        })
-    }
-
-    fn reopen_active(
-        dir: &Path,
-        id: PackId,
-        cut_torn_tail: bool,
-    ) -> Result<(ActivePack, u64), PackError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(pack_path(dir, id))
-            .map_err(|e| io(id, 0, e))?;
-        let len = file.metadata().map_err(|e| io(id, 0, e))?.len();
-        if len < pack::HEADER_LEN {
-            // Crash while creating it: rewrite the header.
-            file.write_all_at(&pack::file_header(), 0)
-                .map_err(|e| io(id, 0, e))?;
-            file.set_len(pack::HEADER_LEN).map_err(|e| io(id, 0, e))?;
-        } else if let Err(e) = pack::check_file_header(&file, id) {
-            tracing::error!(error = %e, "active pack header damaged; scanning its records anyway");
-        }
-        let len = len.max(pack::HEADER_LEN);
-        let scan = pack::scan_records(&file, id, len)?;
-        for (from, to) in &scan.damaged {
-            tracing::error!(%id, from, to, "damaged records in pack; chunks there read as EIO");
-        }
-        let mut end = len;
-        let mut cut = 0;
-        if scan.damaged_tail {
-            if cut_torn_tail {
-                cut = len - scan.valid_end;
-                tracing::warn!(%id, cut, "cutting half-written tail of active pack");
-                file.set_len(scan.valid_end)
-                    .map_err(|e| io(id, scan.valid_end, e))?;
-                file.sync_all().map_err(|e| io(id, 0, e))?;
-                end = scan.valid_end;
-            } else {
-                tracing::error!(%id, from = scan.valid_end, "damaged bytes after the last record of an unsealed pack kept; appending after them");
+                ActivePack::create(dir, perms, next)
             }
         }
-        let index = scan.entries.iter().copied().collect();
-        Ok((
-            ActivePack {
-                id,
-                file: Arc::new(file),
-                len: end,
-                writeback_from: end,
-                index,
-                order: scan.entries,
-            },
-            cut,
-        ))
     }
 
-    fn seal_existing(dir: &Path, id: PackId, cut_torn_tail: bool) -> Result<(), PackError> {
-        let (a, _) = Self::reopen_active(dir, id, cut_torn_tail)?;
-        Self::seal(&a)
-    }
-
-    /// Appends the index and footer and syncs the pack, making it immutable.
-    fn seal(a: &ActivePack) -> Result<(), PackError> {
-        let seal = pack::encode_seal(&a.order, a.len);
-        a.file
-            .write_all_at(&seal, a.len)
-            .map_err(|e| io(a.id, a.len, e))?;
-        a.file.sync_all().map_err(|e| io(a.id, a.len, e))
-    }
-
-    fn lock_active(&self) -> MutexGuard<'_, ActivePack> {
+    fn lock_writer(&self) -> MutexGuard<'_, ActivePack> {
         // A panic while holding the lock cannot leave the pack half-updated in memory in a
         // way later appends misread (len is only advanced after a successful write), so a
         // poisoned lock is taken over.
-        self.active.lock().unwrap_or_else(|p| p.into_inner())
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn current(&self) -> Arc<ActiveView> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The hasher that names chunks in this store.
@@ -354,25 +227,9 @@ impl PackStore {
         let head = pack::record_head(hash, stored.codec, plain_len, None, &stored.bytes);
         let rec_len = (head.len() + stored.bytes.len()) as u64;
         self.check_space(rec_len)?;
-        let mut a = self.lock_active();
-        let off = a.len;
-        let written = a
-            .file
-            .write_all_at(&head, off)
-            .and_then(|_| a.file.write_all_at(&stored.bytes, off + head.len() as u64));
-        if let Err(e) = written {
-            // Drop the partial record so the pack ends at its last whole record.
-            let _ = a.file.set_len(off);
-            return Err(io(a.id, off, e));
-        }
-        let loc = Location {
-            offset: off,
-            stored_len: stored.bytes.len() as u32,
-        };
-        a.len += rec_len;
-        a.index.insert(hash, loc);
-        a.order.push((hash, loc));
-        let id = a.id;
+        let mut a = self.lock_writer();
+        a.append(hash, &head, &stored.bytes)?;
+        let id = a.id();
         self.dirty.store(true, Ordering::Release);
         if a.len >= self.max_bytes {
             self.rotate(&mut a)?;
@@ -398,13 +255,18 @@ impl PackStore {
         Ok(())
     }
 
+    /// Seals the active pack and starts the next one. Readers keep finding the sealed
+    /// pack's records: in the old view until the swap, in the sealed cache after it.
     fn rotate(&self, a: &mut ActivePack) -> Result<(), PackError> {
-        Self::seal(a)?;
-        let next = Self::create_pack(&self.dir, self.perms, PackId(a.id.0 + 1))?;
+        a.seal()?;
+        let next = ActivePack::create(&self.dir, self.perms, PackId(a.id().0 + 1))?;
         let old = std::mem::replace(a, next);
-        tracing::debug!(sealed = %old.id, active = %a.id, "rotated pack");
-        self.indexes
-            .insert(old.id, Arc::new(pack::index_from_scan(&old.order, old.len)));
+        let index = pack::index_from_scan(&old.order, old.len);
+        if let Err(e) = self.sealed.insert_sealed(old.id(), index) {
+            tracing::warn!(error = %e, "sealed pack not cached; opened on first read");
+        }
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = a.view.clone();
+        tracing::debug!(sealed = %old.id(), active = %a.id(), "rotated pack");
         Ok(())
     }
 
@@ -459,10 +321,7 @@ impl PackStore {
 
     /// Lookups in sealed-pack indexes so far: (answered from memory, read from disk).
     pub fn index_cache_counts(&self) -> (u64, u64) {
-        (
-            self.index_hits.load(Ordering::Relaxed),
-            self.index_misses.load(Ordering::Relaxed),
-        )
+        self.sealed.counts()
     }
 
     /// Whether the pack holds a readable record of `hash` (used by recovery).
@@ -472,58 +331,23 @@ impl PackStore {
 
     /// The active pack's id.
     pub fn active_id(&self) -> PackId {
-        self.lock_active().id
+        self.current().id
     }
 
     fn locate(&self, pack_id: PackId, hash: &ChunkHash) -> Result<Located, PackError> {
-        {
-            let a = self.lock_active();
-            if a.id == pack_id {
-                let loc = a.index.get(hash).copied().ok_or(PackError::Missing {
-                    pack: pack_id,
-                    hash: *hash,
-                })?;
-                return Ok(Located::Active(a.file.clone(), loc));
-            }
-        }
-        let sealed = self.sealed_reader(pack_id)?;
-        let index = self.sealed_index(pack_id, sealed.file())?;
-        let loc = index.find(hash).ok_or(PackError::Missing {
+        let missing = || PackError::Missing {
             pack: pack_id,
             hash: *hash,
-        })?;
-        sealed.note_read(loc.offset, u64::from(loc.stored_len));
-        Ok(Located::Sealed(sealed, loc))
-    }
-
-    fn sealed_reader(&self, id: PackId) -> Result<Arc<SealedFile>, PackError> {
-        if let Some(f) = self.readers.get(&id) {
-            return Ok(f);
-        }
-        let file = File::open(pack_path(&self.dir, id)).map_err(|e| io(id, 0, e))?;
-        let f = Arc::new(SealedFile::new(file));
-        self.readers.insert(id, f.clone());
-        Ok(f)
-    }
-
-    fn sealed_index(&self, id: PackId, file: &File) -> Result<Arc<SealedIndex>, PackError> {
-        if let Some(i) = self.indexes.get(&id) {
-            self.index_hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(i);
-        }
-        self.index_misses.fetch_add(1, Ordering::Relaxed);
-        let len = file.metadata().map_err(|e| io(id, 0, e))?.len();
-        let index = match pack::read_sealed_index(file, id, len)? {
-            Some(i) => i,
-            None => {
-                tracing::warn!(%id, "sealed pack index unreadable; rebuilding it by scanning");
-                let scan = pack::scan_records(file, id, len)?;
-                pack::index_from_scan(&scan.entries, scan.valid_end)
-            }
         };
-        let index = Arc::new(index);
-        self.indexes.insert(id, index.clone());
-        Ok(index)
+        let view = self.current();
+        if view.id == pack_id {
+            let loc = view.find(hash).ok_or_else(missing)?;
+            return Ok(Located::Active(view.file.clone(), loc));
+        }
+        let sealed = self.sealed.get(pack_id)?;
+        let loc = sealed.index.find(hash).ok_or_else(missing)?;
+        sealed.file.note_read(loc.offset, u64::from(loc.stored_len));
+        Ok(Located::Sealed(sealed, loc))
     }
 
     /// Makes every appended record durable (fdatasync of the active pack). Sealed packs
@@ -534,13 +358,10 @@ impl PackStore {
         if !self.dirty.swap(false, Ordering::AcqRel) {
             return Ok(());
         }
-        let (file, id) = {
-            let a = self.lock_active();
-            (a.file.clone(), a.id)
-        };
-        file.sync_data().map_err(|e| {
+        let view = self.current();
+        view.file.sync_data().map_err(|e| {
             self.dirty.store(true, Ordering::Release);
-            io(id, 0, e)
+            io(view.id, 0, e)
         })
     }
 
@@ -561,6 +382,8 @@ impl PackStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::OpenOptions;
+    use std::os::unix::fs::FileExt;
 
     fn store(dir: &Path, max: u64) -> PackStore {
         PackStore::open(
@@ -669,7 +492,7 @@ mod tests {
         let (h1, p1) = put(&s, &[4u8; 300]);
         drop(s);
         // Simulate a crash after creating the next pack but before sealing the first.
-        PackStore::create_pack(d.path(), DataDirPerms::OWNER_ONLY, PackId(p1.0 + 1)).unwrap();
+        ActivePack::create(d.path(), DataDirPerms::OWNER_ONLY, PackId(p1.0 + 1)).unwrap();
         let (s, report) = PackStore::open(
             d.path(),
             DataDirPerms::OWNER_ONLY,

@@ -1,0 +1,23 @@
+//! Named crash points for the crash tests of GC and other multi-step work.
+//!
+//! Built with the `crash-points` feature (only the test build enables it, through the
+//! `verfs` crate's dev-dependency), [`point`] aborts the process when the environment
+//! variable `VERFS_CRASH_AT` names the point: the process dies as under `kill -9`, at
+//! exactly that step. Without the feature it compiles to nothing.
+
+/// The environment variable naming the point to abort at.
+pub const CRASH_ENV: &str = "VERFS_CRASH_AT";
+
+/// Aborts here if the test build was asked to (see the module docs).
+#[cfg(feature = "crash-points")]
+pub fn point(name: &str) {
+    if std::env::var(CRASH_ENV).is_ok_and(|v| v == name) {
+        eprintln!("verfsnext: crash point {name} reached; aborting");
+        std::process::abort();
+    }
+}
+
+/// Aborts here if the test build was asked to (see the module docs).
+#[cfg(not(feature = "crash-points"))]
+#[inline(always)]
+pub fn point(_name: &str) {}

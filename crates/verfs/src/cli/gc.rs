@@ -1,0 +1,89 @@
+//! `verfsnext gc run|status`.
+
+use anyhow::{bail, Result};
+use verfs_core::control::{GcReport, GcStatus, Request, Response};
+
+use super::ConfigArgs;
+use crate::control::client;
+
+/// What `gc` was asked to do.
+#[derive(Debug, clap::Subcommand)]
+pub enum GcCmd {
+    /// Free the chunks nothing references and give their pack space back: deleted
+    /// chunk records go to packs/.DISCARD, then packs holding enough dead bytes are
+    /// removed or rewritten.
+    Run {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Wait until the run finished and print what it did.
+        #[arg(long)]
+        wait: bool,
+        /// Print JSON (with --wait: the run's figures).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Whether GC runs, how many runs finished and what the last one did.
+    Status {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs a GC command against the daemon of the configured data dir.
+pub fn run(cmd: GcCmd) -> Result<()> {
+    match cmd {
+        GcCmd::Run { config, wait, json } => match call(&config, Request::GcRun { wait })? {
+            Response::GcDone(r) if json => println!("{}", serde_json::to_string_pretty(&r)?),
+            Response::GcDone(r) => print_report(&r),
+            Response::GcStarted if json => println!("{{\"started\": true}}"),
+            Response::GcStarted => println!("GC started; `verfsnext gc status` shows when it ends"),
+            _ => bail!("unexpected answer to gc run"),
+        },
+        GcCmd::Status { config, json } => {
+            let Response::GcState(s) = call(&config, Request::GcStatus)? else {
+                bail!("unexpected answer to gc status");
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                print_status(&s);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn call(config: &ConfigArgs, req: Request) -> Result<Response> {
+    let cfg = super::config::load(config)?;
+    client::call(&cfg.data_dir, &req)
+}
+
+fn mib(b: u64) -> String {
+    format!("{:.1} MiB", b as f64 / 1048576.0)
+}
+
+fn print_report(r: &GcReport) {
+    println!(
+        "chunks freed      {} ({} stored)",
+        r.chunks_freed,
+        mib(r.chunk_bytes_freed)
+    );
+    println!("packs removed     {}", r.packs_deleted);
+    println!("packs rewritten   {}", r.packs_rewritten);
+    println!("space reclaimed   {}", mib(r.bytes_reclaimed));
+    println!("bytes rewritten   {}", mib(r.bytes_written));
+    println!("time              {:.2} s", r.millis as f64 / 1000.0);
+}
+
+fn print_status(s: &GcStatus) {
+    println!("running           {}", if s.running { "yes" } else { "no" });
+    println!("runs finished     {}", s.runs);
+    println!("discard entries   {}", s.discard_entries);
+    if let Some(r) = &s.last {
+        println!("last run:");
+        print_report(r);
+    }
+}
