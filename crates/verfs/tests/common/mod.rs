@@ -138,6 +138,12 @@ impl TestFs {
 
     /// Starts the daemon and waits until the mount is live.
     pub fn start(&mut self) {
+        self.start_with_env(&[]);
+    }
+
+    /// [`TestFs::start`] with extra environment variables for the daemon (e.g. a crash
+    /// point).
+    pub fn start_with_env(&mut self, env: &[(&str, &str)]) {
         assert!(self.child.is_none(), "daemon already running");
         let log = OpenOptions::new()
             .create(true)
@@ -150,6 +156,7 @@ impl TestFs {
             .arg("--data-dir")
             .arg(&self.data)
             .arg(&self.mnt)
+            .envs(env.iter().copied())
             .stdout(log.try_clone().expect("clone log handle"))
             .stderr(log)
             .spawn()
@@ -285,6 +292,54 @@ impl TestFs {
             );
             sleep(POLL);
         }
+    }
+
+    /// Waits up to `limit` for a daemon that is to die by itself (a crash point) and
+    /// lazily unmounts its dead mount; returns its exit status.
+    pub fn reap_crashed(&mut self, limit: Duration) -> ExitStatus {
+        let status = self.wait_own_exit(limit);
+        let _ = run_timeout(10, "fusermount3", &["-uz", &path_str(&self.mnt)]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while mount_fstype(&self.mnt).is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "mount still present after fusermount3 -uz"
+            );
+            sleep(POLL);
+        }
+        status
+    }
+
+    /// `verfsnext gc ARGS... --data-dir DATA` against the running daemon.
+    pub fn gc_cmd(&self, args: &[&str]) -> std::process::Output {
+        self.command("timeout")
+            .args(["600", BIN, "gc"])
+            .args(args)
+            .arg("--data-dir")
+            .arg(&self.data)
+            .output()
+            .expect("run verfsnext gc")
+    }
+
+    /// `verfsnext gc run --wait --json`, asserting success; returns the run's figures.
+    pub fn gc_run(&self) -> serde_json::Value {
+        let out = self.gc_cmd(&["run", "--wait", "--json"]);
+        assert!(
+            out.status.success(),
+            "gc run failed ({}): {}\nlog:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        serde_json::from_slice(&out.stdout).expect("gc run --json is JSON")
+    }
+
+    /// Total bytes of the pack files on disk.
+    pub fn pack_bytes_on_disk(&self) -> u64 {
+        self.packs()
+            .iter()
+            .map(|p| fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+            .sum()
     }
 
     /// Stops and starts the daemon again.

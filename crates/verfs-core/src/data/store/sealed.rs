@@ -92,6 +92,9 @@ impl SealedCache {
     pub fn invalidate(&self, id: PackId) {
         self.replaced.fetch_add(1, Ordering::SeqCst);
         self.cache.invalidate(&id);
+        // moka keeps a removed value until its housekeeping runs; the file handle it
+        // holds would keep a deleted pack's space from coming back.
+        self.cache.run_pending_tasks();
     }
 
     /// Index lookups so far: (answered from memory, read from disk).
