@@ -282,7 +282,12 @@ impl TestFs {
             status.code().is_none(),
             "daemon exited on its own before SIGKILL: {status}"
         );
-        // The mount may already be gone if the daemon used auto_unmount.
+        self.clear_dead_mount();
+    }
+
+    /// Lazily unmounts the mount of a daemon that died, and waits until it is gone (it
+    /// may already be, if the daemon used auto_unmount).
+    fn clear_dead_mount(&self) {
         let _ = run_timeout(10, "fusermount3", &["-uz", &path_str(&self.mnt)]);
         let deadline = Instant::now() + Duration::from_secs(10);
         while mount_fstype(&self.mnt).is_some() {
@@ -298,15 +303,7 @@ impl TestFs {
     /// lazily unmounts its dead mount; returns its exit status.
     pub fn reap_crashed(&mut self, limit: Duration) -> ExitStatus {
         let status = self.wait_own_exit(limit);
-        let _ = run_timeout(10, "fusermount3", &["-uz", &path_str(&self.mnt)]);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while mount_fstype(&self.mnt).is_some() {
-            assert!(
-                Instant::now() < deadline,
-                "mount still present after fusermount3 -uz"
-            );
-            sleep(POLL);
-        }
+        self.clear_dead_mount();
         status
     }
 
