@@ -65,7 +65,7 @@ fn refused(fs: &TestFs) -> String {
     let before = snapshot(&data);
     let out = fs
         .command("timeout")
-        .args(["-k", "5", "30", BIN, "mount", "--data-dir", &data])
+        .args(["-k", "5", "30", BIN.as_str(), "mount", "--data-dir", &data])
         .arg(&fs.mnt)
         .output()
         .expect("run verfsnext mount");

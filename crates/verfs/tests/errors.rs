@@ -14,7 +14,7 @@ use common::*;
 fn expect_startup_failure(fs: &TestFs, args: &[&str]) -> String {
     let out = fs
         .command("timeout")
-        .args(["-k", "5", "30", BIN, "mount"])
+        .args(["-k", "5", "30", BIN.as_str(), "mount"])
         .args(args)
         .output()
         .expect("run verfsnext mount");

@@ -48,7 +48,7 @@ fn built_with_config(config: &str) -> TestFs {
 /// `verfsnext fsck --data-dir DIR ARGS...` under a timeout.
 fn fsck(fs: &TestFs, args: &[&str]) -> Output {
     fs.command("timeout")
-        .args(["300", BIN, "fsck", "--data-dir"])
+        .args(["300", BIN.as_str(), "fsck", "--data-dir"])
         .arg(&fs.data)
         .args(args)
         .output()

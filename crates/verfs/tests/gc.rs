@@ -34,7 +34,7 @@ fn assert_fsck_clean(fs: &mut TestFs) {
     fs.stop();
     let out = fs
         .command("timeout")
-        .args(["600", BIN, "fsck", "--read-data", "--data-dir"])
+        .args(["600", BIN.as_str(), "fsck", "--read-data", "--data-dir"])
         .arg(&fs.data)
         .output()
         .expect("run fsck");

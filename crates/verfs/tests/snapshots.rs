@@ -580,7 +580,7 @@ attempt("fstat_after", lambda: os.fstat(fd))
 attempt("lookup_after", lambda: os.stat("{p}"))
 "#,
         p = fs.m(".snapshots/gone/f"),
-        bin = BIN,
+        bin = BIN.as_str(),
         data = path_str(&fs.data),
     );
     fs::write(fs.t("stale.py"), script).expect("write script");

@@ -7,6 +7,7 @@ pub mod compress;
 pub mod discard;
 pub mod hash;
 pub mod pack;
+pub mod packio;
 pub mod readahead;
 pub mod store;
 pub mod ultracdc;

@@ -10,9 +10,10 @@
 //! `POSIX_FADV_WILLNEED`, which starts the disk reads without waiting for them.
 //! Random reads request nothing extra.
 
-use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::packio::PackFile;
 
 /// How far ahead of a sequential reader the pack is requested.
 const WINDOW: u64 = 8 << 20;
@@ -22,14 +23,14 @@ const NEAR: u64 = 2 << 20;
 
 /// A sealed pack opened for reading, with its readahead state.
 pub struct SealedFile {
-    file: File,
+    file: Arc<dyn PackFile>,
     last_end: AtomicU64,
     ahead_until: AtomicU64,
 }
 
 impl SealedFile {
     /// Wraps a pack opened read-only.
-    pub fn new(file: File) -> SealedFile {
+    pub fn new(file: Arc<dyn PackFile>) -> SealedFile {
         SealedFile {
             file,
             last_end: AtomicU64::new(u64::MAX),
@@ -38,8 +39,8 @@ impl SealedFile {
     }
 
     /// The open pack file.
-    pub fn file(&self) -> &File {
-        &self.file
+    pub fn file(&self) -> &dyn PackFile {
+        &*self.file
     }
 
     /// Records a read of `[offset, offset + len)` and, when it continues a sequential
@@ -65,18 +66,7 @@ impl SealedFile {
             .compare_exchange(ahead, to, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()
         {
-            self.advise_willneed(from, to - from);
-        }
-    }
-
-    fn advise_willneed(&self, offset: u64, len: u64) {
-        let (Ok(off), Ok(n)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len)) else {
-            return;
-        };
-        // SAFETY: posix_fadvise only reads its integer arguments; a bad descriptor or
-        // range gives an error code, which is ignored because readahead is only a hint.
-        unsafe {
-            libc::posix_fadvise(self.file.as_raw_fd(), off, n, libc::POSIX_FADV_WILLNEED);
+            self.file.will_need(from, to - from);
         }
     }
 }
@@ -86,7 +76,7 @@ mod tests {
     use super::*;
 
     fn sealed() -> SealedFile {
-        SealedFile::new(tempfile::tempfile().expect("tempfile"))
+        SealedFile::new(Arc::new(tempfile::tempfile().expect("tempfile")))
     }
 
     #[test]

@@ -9,8 +9,12 @@
 //! Runs are serialized; the idle scheduler and `verfsnext gc run` share
 //! [`Collector::run`].
 
+mod progress;
 mod stage1;
 mod stage2;
+
+pub use progress::GcProgress;
+use progress::Progress;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -76,6 +80,9 @@ pub struct GcStatus {
     pub last: Option<GcReport>,
     /// Entries in `.DISCARD` (chunks deleted whose pack bytes are not yet reclaimed).
     pub discard_entries: u64,
+    /// How far the run in progress is (`None` when none runs).
+    #[serde(default)]
+    pub progress: Option<GcProgress>,
 }
 
 /// The collector of one mounted filesystem.
@@ -85,6 +92,7 @@ pub struct Collector {
     running: AtomicBool,
     runs: AtomicU64,
     last: Mutex<Option<GcReport>>,
+    progress: Progress,
 }
 
 impl Collector {
@@ -113,6 +121,7 @@ impl Collector {
             running: AtomicBool::new(false),
             runs: AtomicU64::new(0),
             last: Mutex::new(None),
+            progress: Progress::default(),
         })
     }
 
@@ -122,6 +131,7 @@ impl Collector {
     /// on from there.
     pub fn run(&self, engine: &Engine) -> FsResult<GcReport> {
         let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        self.progress.start();
         self.running.store(true, Ordering::SeqCst);
         let res = self.run_locked(engine, &mut log);
         self.running.store(false, Ordering::SeqCst);
@@ -142,8 +152,8 @@ impl Collector {
         engine.meta.set_system_u64(RUNS_KEY, run)?;
         let mut report = GcReport::default();
         (report.chunks_freed, report.chunk_bytes_freed) =
-            stage1::free_zero_ref_chunks(engine, log, run)?;
-        stage2::reclaim_packs(engine, log, &self.cfg, &mut report)?;
+            stage1::free_zero_ref_chunks(engine, log, run, &self.progress)?;
+        stage2::reclaim_packs(engine, log, &self.cfg, &mut report, &self.progress)?;
         report.millis = start.elapsed().as_millis() as u64;
         Ok(report)
     }
@@ -155,8 +165,10 @@ impl Collector {
             .try_lock()
             .map(|l| l.entry_count())
             .unwrap_or_default();
+        let running = self.running.load(Ordering::SeqCst);
         GcStatus {
-            running: self.running.load(Ordering::SeqCst),
+            running,
+            progress: running.then(|| self.progress.snapshot()),
             runs: self.runs.load(Ordering::SeqCst),
             last: *self.last.lock().unwrap_or_else(|p| p.into_inner()),
             discard_entries,

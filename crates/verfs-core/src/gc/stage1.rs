@@ -15,7 +15,7 @@ use crate::error::{FsError, FsResult};
 use crate::meta::Reader;
 use crate::types::ChunkHash;
 
-use super::CHECKPOINT_KEY;
+use super::{Progress, CHECKPOINT_KEY};
 
 /// Zero-ref chunks handled per transaction.
 const BATCH: usize = 4096;
@@ -27,6 +27,7 @@ pub(super) fn free_zero_ref_chunks(
     engine: &Engine,
     log: &mut DiscardLog,
     run: u64,
+    progress: &Progress,
 ) -> FsResult<(u64, u64)> {
     let (mut freed, mut bytes) = (0u64, 0u64);
     loop {
@@ -58,6 +59,7 @@ pub(super) fn free_zero_ref_chunks(
         }
         freed += deleted.0;
         bytes += deleted.1;
+        progress.chunks(deleted.0);
         if entries.len() + dangling.len() < BATCH {
             return Ok((freed, bytes));
         }

@@ -16,7 +16,7 @@ use crate::meta::Reader;
 use crate::types::{ChunkHash, PackId};
 
 use super::stage1::discard_err;
-use super::{GcConfig, GcReport, CHECKPOINT_KEY};
+use super::{GcConfig, GcReport, Progress, CHECKPOINT_KEY};
 
 /// One pack GC looked at: its size and the records to keep.
 struct Plan {
@@ -41,6 +41,7 @@ pub(super) fn reclaim_packs(
     log: &mut DiscardLog,
     cfg: &GcConfig,
     report: &mut GcReport,
+    progress: &Progress,
 ) -> FsResult<()> {
     let entries = log.entries().map_err(discard_err)?;
     let dead = dead_bytes_per_pack(&entries);
@@ -72,7 +73,8 @@ pub(super) fn reclaim_packs(
         packs.bump_drop_epoch();
         engine.meta.write_barrier();
         let plans = plan(engine, &candidates)?;
-        apply(engine, plans, report)?
+        progress.packs_planned(plans.len() as u64);
+        apply(engine, plans, report, progress)?
     };
     compact(engine, log, entries, &done)
 }
@@ -122,11 +124,14 @@ fn apply(
     engine: &Engine,
     mut plans: Vec<Plan>,
     report: &mut GcReport,
+    progress: &Progress,
 ) -> FsResult<HashSet<PackId>> {
     let mut done = HashSet::new();
     for p in plans.iter().filter(|p| p.keep.is_empty()) {
-        report.bytes_reclaimed += engine.packs.remove_pack(p.id)?;
+        let freed = engine.packs.remove_pack(p.id)?;
+        report.bytes_reclaimed += freed;
         report.packs_deleted += 1;
+        progress.pack_done(freed);
         done.insert(p.id);
         tracing::debug!(pack = %p.id, "GC removed a pack nothing uses");
     }
@@ -140,12 +145,14 @@ fn apply(
     for p in &plans {
         if !engine.packs.gc_may_write(p.keep_bytes) {
             tracing::warn!(pack = %p.id, need = p.keep_bytes, "GC skips a rewrite: not enough free space for the copy");
+            progress.pack_done(0);
             continue;
         }
         let r = engine.packs.rewrite_pack(p.id, &p.keep)?;
         report.bytes_reclaimed += r.old_len.saturating_sub(r.new_len);
         report.bytes_written += r.new_len;
         report.packs_rewritten += 1;
+        progress.pack_done(r.old_len.saturating_sub(r.new_len));
         done.insert(p.id);
         tracing::debug!(pack = %p.id, old = r.old_len, new = r.new_len, "GC rewrote a pack");
     }

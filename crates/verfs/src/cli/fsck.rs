@@ -2,15 +2,14 @@
 //! problems were found, 2 when it cannot run (a daemon holds the data dir, no data dir,
 //! unreadable metadata).
 
-use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use verfs_core::check::{self, NoProgress, Options, Progress, Report};
+use verfs_core::check::{self, Options, Progress, Report};
 use verfs_core::Config;
 
+use super::progress::Bar;
 use super::ConfigArgs;
 
 /// Arguments of `verfsnext fsck`.
@@ -60,14 +59,10 @@ fn check(args: &FsckArgs) -> Result<Report> {
     let opts = Options {
         read_data: args.read_data,
     };
-    let report = if std::io::stderr().is_terminal() {
-        let mut bar = TermProgress::default();
-        let r = check::run(&dir, opts, &mut bar);
-        bar.clear();
-        r?
-    } else {
-        check::run(&dir, opts, &mut NoProgress)?
-    };
+    let mut bar = FsckProgress(Bar::new("fsck"));
+    let report = check::run(&dir, opts, &mut bar);
+    bar.0.finish();
+    let report = report?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -100,52 +95,15 @@ fn print_human(r: &Report) {
     }
 }
 
-/// A one-line progress display on stderr, redrawn with `\r` at most ten times a second.
-#[derive(Default)]
-struct TermProgress {
-    phase: String,
-    total: u64,
-    last: Option<Instant>,
-    drawn: bool,
-}
+/// The checker's progress on the terminal's bar.
+struct FsckProgress(Bar);
 
-impl TermProgress {
-    fn draw(&mut self, done: u64) {
-        let line = if self.total > 0 {
-            format!("fsck: {} {done}/{}", self.phase, self.total)
-        } else {
-            format!("fsck: {} {done}", self.phase)
-        };
-        let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\r\x1b[K{line}");
-        let _ = err.flush();
-        self.drawn = true;
-    }
-
-    fn clear(&mut self) {
-        if self.drawn {
-            let _ = write!(std::io::stderr().lock(), "\r\x1b[K");
-        }
-    }
-}
-
-impl Progress for TermProgress {
+impl Progress for FsckProgress {
     fn phase(&mut self, name: &str, total: u64) {
-        self.phase = name.to_string();
-        self.total = total;
-        self.last = None;
-        self.draw(0);
+        self.0.phase(name, total);
     }
 
     fn advance(&mut self, done: u64) {
-        let now = Instant::now();
-        if self
-            .last
-            .is_some_and(|t| now.duration_since(t) < Duration::from_millis(100))
-        {
-            return;
-        }
-        self.last = Some(now);
-        self.draw(done);
+        self.0.set(done);
     }
 }

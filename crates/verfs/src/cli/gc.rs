@@ -1,8 +1,11 @@
 //! `verfsnext gc run|status`.
 
+use std::time::Duration;
+
 use anyhow::{bail, Result};
 use verfs_core::control::{GcReport, GcStatus, Request, Response};
 
+use super::progress::Bar;
 use super::ConfigArgs;
 use crate::control::client;
 
@@ -35,6 +38,11 @@ pub enum GcCmd {
 /// Runs a GC command against the daemon of the configured data dir.
 pub fn run(cmd: GcCmd) -> Result<()> {
     match cmd {
+        GcCmd::Run {
+            config,
+            wait: true,
+            json: false,
+        } => print_report(&run_with_progress(&config)?),
         GcCmd::Run { config, wait, json } => match call(&config, Request::GcRun { wait })? {
             Response::GcDone(r) if json => println!("{}", serde_json::to_string_pretty(&r)?),
             Response::GcDone(r) => print_report(&r),
@@ -59,6 +67,45 @@ pub fn run(cmd: GcCmd) -> Result<()> {
 fn call(config: &ConfigArgs, req: Request) -> Result<Response> {
     let cfg = super::config::load(config)?;
     client::call(&cfg.data_dir, &req)
+}
+
+/// `gc run --wait` for a person: the run is asked for on one connection while another
+/// polls `gc status` for the progress bar (drawn only on a terminal).
+fn run_with_progress(config: &ConfigArgs) -> Result<GcReport> {
+    let dir = super::config::load(config)?.data_dir;
+    let run_dir = dir.clone();
+    let worker = std::thread::spawn(move || client::call(&run_dir, &Request::GcRun { wait: true }));
+    let bar = Bar::new("gc");
+    let mut stage = 0;
+    while !worker.is_finished() {
+        if let Ok(Response::GcState(GcStatus {
+            progress: Some(p), ..
+        })) = client::call(&dir, &Request::GcStatus)
+        {
+            if p.stage != stage {
+                stage = p.stage;
+                match stage {
+                    1 => bar.phase("freeing chunk records", 0),
+                    _ => bar.phase("reclaiming packs", p.packs_total),
+                }
+            }
+            if stage == 1 {
+                bar.set(p.chunks_freed);
+            } else {
+                bar.set(p.packs_done);
+                bar.message(format!("reclaiming packs, {} back", mib(p.bytes_reclaimed)));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    bar.finish();
+    match worker.join() {
+        Ok(answer) => match answer? {
+            Response::GcDone(r) => Ok(r),
+            _ => bail!("unexpected answer to gc run"),
+        },
+        Err(_) => bail!("gc run: the request thread failed"),
+    }
 }
 
 fn mib(b: u64) -> String {

@@ -4,6 +4,7 @@ mod config;
 mod fsck;
 mod gc;
 mod mount;
+mod progress;
 mod snapshot;
 mod stats;
 

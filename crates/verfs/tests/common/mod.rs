@@ -21,8 +21,11 @@ use std::time::{Duration, Instant};
 
 pub use util::*;
 
-/// The daemon binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_verfsnext");
+/// The daemon binary under test: cargo's build of it, or `VERFS_BIN` when set (a long
+/// model run uses a copy of the binaries so the tree can be rebuilt meanwhile).
+pub static BIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    std::env::var("VERFS_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_verfsnext").to_string())
+});
 /// The fstype a verfsnext mount has in `/proc/mounts`.
 pub const FSTYPE: &str = "fuse.verfsnext";
 
@@ -101,7 +104,7 @@ impl TestFs {
     pub fn stats(&self) -> serde_json::Value {
         let out = self
             .command("timeout")
-            .args(["60", BIN, "stats", "--json", "--data-dir"])
+            .args(["60", BIN.as_str(), "stats", "--json", "--data-dir"])
             .arg(&self.data)
             .output()
             .expect("run verfsnext stats");
@@ -116,7 +119,7 @@ impl TestFs {
     /// `verfsnext snapshot ARGS... --data-dir DATA` against the running daemon.
     pub fn snapshot_cmd(&self, args: &[&str]) -> std::process::Output {
         self.command("timeout")
-            .args(["120", BIN, "snapshot"])
+            .args(["120", BIN.as_str(), "snapshot"])
             .args(args)
             .arg("--data-dir")
             .arg(&self.data)
@@ -151,7 +154,7 @@ impl TestFs {
             .open(self.log_path())
             .expect("open daemon log");
         let child = self
-            .command(BIN)
+            .command(BIN.as_str())
             .arg("mount")
             .arg("--data-dir")
             .arg(&self.data)
@@ -310,7 +313,7 @@ impl TestFs {
     /// `verfsnext gc ARGS... --data-dir DATA` against the running daemon.
     pub fn gc_cmd(&self, args: &[&str]) -> std::process::Output {
         self.command("timeout")
-            .args(["600", BIN, "gc"])
+            .args(["600", BIN.as_str(), "gc"])
             .args(args)
             .arg("--data-dir")
             .arg(&self.data)

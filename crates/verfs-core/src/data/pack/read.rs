@@ -1,8 +1,7 @@
 //! Reading records back: whole records, or a raw payload straight into a caller's
 //! buffer.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
+use crate::data::packio::PackFile;
 
 use bytes::Bytes;
 
@@ -23,7 +22,7 @@ pub struct RecordData {
 ///
 /// Fails with `Corrupt` when a check fails, `Io` when the read fails.
 pub fn read_record(
-    file: &File,
+    file: &dyn PackFile,
     pack: PackId,
     loc: Location,
     expect: &ChunkHash,
@@ -65,7 +64,7 @@ pub fn read_record(
 /// Fails with `Corrupt` when a check fails, `Io` when the read fails; `out` keeps its
 /// length on failure.
 pub fn read_raw_payload_into(
-    file: &File,
+    file: &dyn PackFile,
     pack: PackId,
     loc: Location,
     expect: &ChunkHash,
@@ -74,13 +73,9 @@ pub fn read_raw_payload_into(
     let len = loc.stored_len as usize;
     let mut head = [0u8; RECORD_HEADER_LEN];
     out.reserve(len);
-    let got = read_split_at(
-        file,
-        &mut head,
-        &mut out.spare_capacity_mut()[..len],
-        loc.offset,
-    )
-    .map_err(|e| PackError::io(pack, loc.offset, e))?;
+    let got = file
+        .read_split_at(&mut head, &mut out.spare_capacity_mut()[..len], loc.offset)
+        .map_err(|e| PackError::io(pack, loc.offset, e))?;
     if got < RECORD_HEADER_LEN + len {
         return Err(PackError::corrupt(pack, loc.offset, "record truncated"));
     }
@@ -110,59 +105,6 @@ pub fn read_raw_payload_into(
     // SAFETY: the `len` bytes after the current length are initialised (see above).
     unsafe { out.set_len(out.len() + len) };
     Ok(true)
-}
-
-/// `preadv` of `head` then `tail` from `offset`, retried until both are full or the
-/// file ends; returns how many bytes were read in all.
-fn read_split_at(
-    file: &File,
-    head: &mut [u8],
-    tail: &mut [std::mem::MaybeUninit<u8>],
-    offset: u64,
-) -> std::io::Result<usize> {
-    use std::os::fd::AsRawFd;
-    let total = head.len() + tail.len();
-    let mut done = 0usize;
-    while done < total {
-        let mut iov = [
-            libc::iovec {
-                iov_base: head.as_mut_ptr().cast(),
-                iov_len: 0,
-            },
-            libc::iovec {
-                iov_base: tail.as_mut_ptr().cast(),
-                iov_len: 0,
-            },
-        ];
-        let (first, n_iov) = if done < head.len() {
-            iov[0].iov_base = head[done..].as_mut_ptr().cast();
-            iov[0].iov_len = head.len() - done;
-            iov[1].iov_len = tail.len();
-            (0, 2)
-        } else {
-            let t = done - head.len();
-            iov[1].iov_base = tail[t..].as_mut_ptr().cast();
-            iov[1].iov_len = tail.len() - t;
-            (1, 1)
-        };
-        let off = libc::off_t::try_from(offset + done as u64)
-            .map_err(|_| std::io::Error::from_raw_os_error(libc::EOVERFLOW))?;
-        // SAFETY: each iovec points into memory borrowed mutably for this call, with its
-        // stated length; preadv writes at most that much and reports how many bytes.
-        let n = unsafe { libc::preadv(file.as_raw_fd(), iov[first..].as_ptr(), n_iov, off) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        if n == 0 {
-            break;
-        }
-        done += n as usize;
-    }
-    Ok(done)
 }
 
 /// Checks a whole record's CRC; returns its nonce and the range of its payload.
@@ -195,16 +137,20 @@ pub(super) fn verify(
 
 /// Reads up to `len` bytes at `offset` into a new buffer without zero-filling it first
 /// (zeroing showed up as a tenth of the sequential-read profile). Short at end of file.
-fn read_fresh(file: &File, len: usize, offset: u64) -> std::io::Result<Vec<u8>> {
+fn read_fresh(file: &dyn PackFile, len: usize, offset: u64) -> std::io::Result<Vec<u8>> {
     let mut buf: Vec<u8> = Vec::with_capacity(len);
-    let n = read_split_at(file, &mut [], &mut buf.spare_capacity_mut()[..len], offset)?;
+    let n = file.read_split_at(&mut [], &mut buf.spare_capacity_mut()[..len], offset)?;
     // SAFETY: read_split_at initialised the first `n` bytes of the spare capacity.
     unsafe { buf.set_len(n) };
     Ok(buf)
 }
 
 /// Reads as many bytes as the file has at `offset`, up to `buf.len()`.
-pub(super) fn read_at_most(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+pub(super) fn read_at_most(
+    file: &dyn PackFile,
+    buf: &mut [u8],
+    offset: u64,
+) -> std::io::Result<usize> {
     let mut done = 0;
     while done < buf.len() {
         match file.read_at(&mut buf[done..], offset + done as u64) {

@@ -1,7 +1,7 @@
 //! Scanning a pack's records (index rebuild, torn-tail detection) and the sealed index
 //! with its footer.
 
-use std::fs::File;
+use crate::data::packio::PackFile;
 
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::{FromBytes, IntoBytes};
@@ -12,7 +12,7 @@ use super::*;
 /// Checks the file header of a pack.
 ///
 /// Fails with `Corrupt` on a wrong magic or version, `Io` on a failed read.
-pub fn check_file_header(file: &File, pack: PackId) -> Result<(), PackError> {
+pub fn check_file_header(file: &dyn PackFile, pack: PackId) -> Result<(), PackError> {
     let mut b = [0u8; HEADER_LEN as usize];
     let got = read_at_most(file, &mut b, 0).map_err(|e| PackError::io(pack, 0, e))?;
     let h = FileHeader::read_from_bytes(&b[..got])
@@ -38,7 +38,7 @@ pub struct ScanResult {
 
 /// Reads and fully checks the record at `off`; `None` if there is no valid record there.
 fn record_at(
-    file: &File,
+    file: &dyn PackFile,
     pack: PackId,
     off: u64,
     limit: u64,
@@ -65,7 +65,12 @@ fn record_at(
 
 /// The offset of the next valid record at or after `from`, searching for the record
 /// magic and checking each candidate fully.
-fn next_record(file: &File, pack: PackId, from: u64, limit: u64) -> Result<Option<u64>, PackError> {
+fn next_record(
+    file: &dyn PackFile,
+    pack: PackId,
+    from: u64,
+    limit: u64,
+) -> Result<Option<u64>, PackError> {
     const BLOCK: usize = 1 << 20;
     let mut base = from;
     let mut buf = vec![0u8; BLOCK + RECORD_MAGIC.len()];
@@ -95,7 +100,11 @@ fn next_record(file: &File, pack: PackId, from: u64, limit: u64) -> Result<Optio
 /// valid records follow it, else as a damaged tail. Never panics on any input.
 ///
 /// Fails only on an I/O error of the read itself.
-pub fn scan_records(file: &File, pack: PackId, limit: u64) -> Result<ScanResult, PackError> {
+pub fn scan_records(
+    file: &dyn PackFile,
+    pack: PackId,
+    limit: u64,
+) -> Result<ScanResult, PackError> {
     let mut out = ScanResult {
         valid_end: HEADER_LEN,
         ..ScanResult::default()
@@ -207,7 +216,11 @@ struct Footer {
 /// there is none or it is damaged.
 ///
 /// Fails only on an I/O error.
-fn read_footer(file: &File, pack: PackId, file_len: u64) -> Result<Option<Footer>, PackError> {
+fn read_footer(
+    file: &dyn PackFile,
+    pack: PackId,
+    file_len: u64,
+) -> Result<Option<Footer>, PackError> {
     if file_len < HEADER_LEN + FOOTER_LEN {
         return Ok(None);
     }
@@ -240,7 +253,7 @@ fn read_footer(file: &File, pack: PackId, file_len: u64) -> Result<Option<Footer
 /// first needed ([`read_sealed_index`] returns `None`).
 ///
 /// Fails only on an I/O error.
-pub fn is_sealed(file: &File, pack: PackId, file_len: u64) -> Result<bool, PackError> {
+pub fn is_sealed(file: &dyn PackFile, pack: PackId, file_len: u64) -> Result<bool, PackError> {
     Ok(read_footer(file, pack, file_len)?.is_some())
 }
 
@@ -250,7 +263,7 @@ pub fn is_sealed(file: &File, pack: PackId, file_len: u64) -> Result<bool, PackE
 ///
 /// Fails only on an I/O error.
 pub fn read_sealed_index(
-    file: &File,
+    file: &dyn PackFile,
     pack: PackId,
     file_len: u64,
 ) -> Result<Option<SealedIndex>, PackError> {

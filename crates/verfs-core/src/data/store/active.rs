@@ -3,14 +3,12 @@
 //! creating, reopening and sealing packs.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
-use super::{io, pack_path, sync_dir};
+use super::{io, pack_path};
 use crate::data::pack::{self, Location, PackError};
+use crate::data::packio::{OpenMode, PackFile, PackIo};
 use crate::datadir::DataDirPerms;
 use crate::types::{ChunkHash, PackId};
 
@@ -27,12 +25,12 @@ const FLUSH_BEHIND: u64 = 1 << 20;
 /// `pwrite`, an `fsync` or a rotation.
 pub(super) struct ActiveView {
     pub id: PackId,
-    pub file: Arc<File>,
+    pub file: Arc<dyn PackFile>,
     index: RwLock<HashMap<ChunkHash, Location>>,
 }
 
 impl ActiveView {
-    fn new(id: PackId, file: Arc<File>, index: HashMap<ChunkHash, Location>) -> ActiveView {
+    fn new(id: PackId, file: Arc<dyn PackFile>, index: HashMap<ChunkHash, Location>) -> ActiveView {
         ActiveView {
             id,
             file,
@@ -110,25 +108,7 @@ impl ActivePack {
         if len < FLUSH_BEHIND {
             return;
         }
-        let (Ok(off), Ok(n)) = (
-            libc::off64_t::try_from(self.writeback_from),
-            libc::off64_t::try_from(len),
-        ) else {
-            return;
-        };
-        // SAFETY: sync_file_range only reads its integer arguments; a failure (e.g. a
-        // filesystem without support) leaves the pages to normal writeback.
-        let rc = unsafe {
-            libc::sync_file_range(
-                self.view.file.as_raw_fd(),
-                off,
-                n,
-                libc::SYNC_FILE_RANGE_WRITE,
-            )
-        };
-        if rc != 0 {
-            tracing::debug!(error = %std::io::Error::last_os_error(), "sync_file_range");
-        }
+        self.view.file.start_writeback(self.writeback_from, len);
         self.writeback_from = self.len;
     }
 
@@ -146,22 +126,23 @@ impl ActivePack {
     /// Creates pack `id` with its header, synced with its directory entry.
     ///
     /// Fails if the file exists or cannot be written.
-    pub fn create(dir: &Path, perms: DataDirPerms, id: PackId) -> Result<ActivePack, PackError> {
+    pub fn create(
+        fio: &dyn PackIo,
+        dir: &Path,
+        perms: DataDirPerms,
+        id: PackId,
+    ) -> Result<ActivePack, PackError> {
         let path = pack_path(dir, id);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(perms.file_mode())
-            .open(&path)
+        let file = fio
+            .open(&path, OpenMode::CreateNew(perms.file_mode()))
             .map_err(|e| io(id, 0, e))?;
         let header = pack::file_header();
         file.write_all_at(&header, 0).map_err(|e| io(id, 0, e))?;
         file.sync_all().map_err(|e| io(id, 0, e))?;
-        sync_dir(dir).map_err(|e| io(id, 0, e))?;
+        fio.sync_dir(dir).map_err(|e| io(id, 0, e))?;
         let len = header.len() as u64;
         Ok(ActivePack {
-            view: Arc::new(ActiveView::new(id, Arc::new(file), HashMap::new())),
+            view: Arc::new(ActiveView::new(id, file, HashMap::new())),
             len,
             writeback_from: len,
             order: Vec::new(),
@@ -173,26 +154,25 @@ impl ActivePack {
     ///
     /// Fails if the pack cannot be opened, read or repaired.
     pub fn reopen(
+        fio: &dyn PackIo,
         dir: &Path,
         id: PackId,
         cut_torn_tail: bool,
     ) -> Result<(ActivePack, u64), PackError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(pack_path(dir, id))
+        let file = fio
+            .open(&pack_path(dir, id), OpenMode::ReadWrite)
             .map_err(|e| io(id, 0, e))?;
-        let len = file.metadata().map_err(|e| io(id, 0, e))?.len();
+        let len = file.size().map_err(|e| io(id, 0, e))?;
         if len < pack::HEADER_LEN {
             // Crash while creating it: rewrite the header.
             file.write_all_at(&pack::file_header(), 0)
                 .map_err(|e| io(id, 0, e))?;
             file.set_len(pack::HEADER_LEN).map_err(|e| io(id, 0, e))?;
-        } else if let Err(e) = pack::check_file_header(&file, id) {
+        } else if let Err(e) = pack::check_file_header(&*file, id) {
             tracing::error!(error = %e, "active pack header damaged; scanning its records anyway");
         }
         let len = len.max(pack::HEADER_LEN);
-        let scan = pack::scan_records(&file, id, len)?;
+        let scan = pack::scan_records(&*file, id, len)?;
         for (from, to) in &scan.damaged {
             tracing::error!(%id, from, to, "damaged records in pack; chunks there read as EIO");
         }
@@ -211,7 +191,7 @@ impl ActivePack {
             }
         }
         let index = scan.entries.iter().copied().collect();
-        let view = Arc::new(ActiveView::new(id, Arc::new(file), index));
+        let view = Arc::new(ActiveView::new(id, file, index));
         let active = ActivePack {
             view,
             len: end,
@@ -224,8 +204,13 @@ impl ActivePack {
     /// Seals an unsealed pack left behind by a crash mid-rotation.
     ///
     /// Fails as [`ActivePack::reopen`] and [`ActivePack::seal`] do.
-    pub fn seal_existing(dir: &Path, id: PackId, cut_torn_tail: bool) -> Result<(), PackError> {
-        let (a, _) = Self::reopen(dir, id, cut_torn_tail)?;
+    pub fn seal_existing(
+        fio: &dyn PackIo,
+        dir: &Path,
+        id: PackId,
+        cut_torn_tail: bool,
+    ) -> Result<(), PackError> {
+        let (a, _) = Self::reopen(fio, dir, id, cut_torn_tail)?;
         a.seal()
     }
 }

@@ -8,11 +8,12 @@
 //! cache (`sealed`). GC's pack rewrite and removal live in `rewrite`.
 
 mod active;
+#[cfg(test)]
+mod fault_tests;
 mod rewrite;
 mod sealed;
 mod space;
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -22,6 +23,7 @@ use bytes::Bytes;
 use super::compress::{self, Stored};
 use super::hash::ChunkHasher;
 use super::pack::{self, Location, PackError};
+use super::packio::{FileIo, OpenMode, PackFile, PackIo};
 use crate::datadir::DataDirPerms;
 use crate::types::{ChunkHash, PackId};
 use active::{ActivePack, ActiveView};
@@ -31,14 +33,14 @@ pub(crate) use space::disk_space;
 
 /// Where a chunk record is: in the active pack or in a sealed one.
 enum Located {
-    Active(Arc<File>, Location),
+    Active(Arc<dyn PackFile>, Location),
     Sealed(Arc<sealed::SealedPack>, Location),
 }
 
 impl Located {
-    fn file(&self) -> &File {
+    fn file(&self) -> &dyn PackFile {
         match self {
-            Located::Active(f, _) => f,
+            Located::Active(f, _) => &**f,
             Located::Sealed(s, _) => s.file.file(),
         }
     }
@@ -66,6 +68,8 @@ pub struct OpenReport {
 /// Appends chunk records to packs and reads them back by (pack id, hash).
 pub struct PackStore {
     dir: PathBuf,
+    /// Where pack files live: the local directory, or a fault-injecting one in tests.
+    fio: Arc<dyn PackIo>,
     perms: DataDirPerms,
     max_bytes: u64,
     hasher: ChunkHasher,
@@ -89,10 +93,6 @@ pub fn pack_path(dir: &Path, id: PackId) -> PathBuf {
 
 fn io(pack: PackId, offset: u64, cause: std::io::Error) -> PackError {
     PackError::io(pack, offset, cause)
-}
-
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 /// Pack ids present in `dir`, ascending; other files are ignored.
@@ -133,23 +133,39 @@ impl PackStore {
         hasher: ChunkHasher,
         clean: bool,
     ) -> Result<(PackStore, OpenReport), PackError> {
+        Self::open_with_io(FileIo::shared(), dir, perms, max_bytes, hasher, clean)
+    }
+
+    /// [`PackStore::open`] on the storage `fio` (tests pass a fault-injecting one).
+    ///
+    /// Fails as [`PackStore::open`] does.
+    pub fn open_with_io(
+        fio: Arc<dyn PackIo>,
+        dir: &Path,
+        perms: DataDirPerms,
+        max_bytes: u64,
+        hasher: ChunkHasher,
+        clean: bool,
+    ) -> Result<(PackStore, OpenReport), PackError> {
         perms.create_dir_all(dir).map_err(|e| io(PackId(0), 0, e))?;
+        let removed = rewrite::remove_temp_packs(&*fio, dir).map_err(|e| io(PackId(0), 0, e))?;
         let mut report = OpenReport {
-            temp_removed: rewrite::remove_temp_packs(dir).map_err(|e| io(PackId(0), 0, e))?,
+            temp_removed: removed,
             ..OpenReport::default()
         };
         let ids = list_packs(dir).map_err(|e| io(PackId(0), 0, e))?;
-        let active = Self::open_active(dir, perms, &ids, clean, &mut report)?;
+        let active = Self::open_active(&*fio, dir, perms, &ids, clean, &mut report)?;
         report.active = Some(active.id());
         let store = PackStore {
             dir: dir.to_path_buf(),
+            sealed: SealedCache::new(dir, fio.clone()),
+            fio,
             perms,
             max_bytes,
             hasher,
             current: RwLock::new(active.view.clone()),
             writer: Mutex::new(active),
             dirty: AtomicBool::new(false),
-            sealed: SealedCache::new(dir),
             reserve_bytes: space::reserve_for(dir),
             drop_epoch: AtomicU64::new(0),
         };
@@ -160,6 +176,7 @@ impl PackStore {
     /// pack's last record and sealing it) and reopens the newest unsealed one, or
     /// creates a new active pack.
     fn open_active(
+        fio: &dyn PackIo,
         dir: &Path,
         perms: DataDirPerms,
         ids: &[PackId],
@@ -168,28 +185,30 @@ impl PackStore {
     ) -> Result<ActivePack, PackError> {
         let mut unsealed = Vec::new();
         for &id in ids {
-            let f = File::open(pack_path(dir, id)).map_err(|e| io(id, 0, e))?;
-            let len = f.metadata().map_err(|e| io(id, 0, e))?.len();
-            if !pack::is_sealed(&f, id, len)? {
+            let f = fio
+                .open(&pack_path(dir, id), OpenMode::Read)
+                .map_err(|e| io(id, 0, e))?;
+            let len = f.size().map_err(|e| io(id, 0, e))?;
+            if !pack::is_sealed(&*f, id, len)? {
                 unsealed.push(id);
             }
         }
         let newest_unsealed = unsealed.last().copied().filter(|id| Some(id) == ids.last());
         for &id in &unsealed {
             if Some(id) != newest_unsealed {
-                ActivePack::seal_existing(dir, id, !clean)?;
+                ActivePack::seal_existing(fio, dir, id, !clean)?;
                 report.sealed_at_startup.push(id);
             }
         }
         match newest_unsealed {
             Some(id) => {
-                let (a, cut) = ActivePack::reopen(dir, id, !clean)?;
+                let (a, cut) = ActivePack::reopen(fio, dir, id, !clean)?;
                 report.truncated_bytes = cut;
                 Ok(a)
             }
             None => {
                 let next = ids.last().map(|p| PackId(p.0 + 1)).unwrap_or(PackId(1));
-                ActivePack::create(dir, perms, next)
+                ActivePack::create(fio, dir, perms, next)
             }
         }
     }
@@ -259,7 +278,7 @@ impl PackStore {
     /// pack's records: in the old view until the swap, in the sealed cache after it.
     fn rotate(&self, a: &mut ActivePack) -> Result<(), PackError> {
         a.seal()?;
-        let next = ActivePack::create(&self.dir, self.perms, PackId(a.id().0 + 1))?;
+        let next = ActivePack::create(&*self.fio, &self.dir, self.perms, PackId(a.id().0 + 1))?;
         let old = std::mem::replace(a, next);
         let index = pack::index_from_scan(&old.order, old.len);
         if let Err(e) = self.sealed.insert_sealed(old.id(), index) {
@@ -492,7 +511,13 @@ mod tests {
         let (h1, p1) = put(&s, &[4u8; 300]);
         drop(s);
         // Simulate a crash after creating the next pack but before sealing the first.
-        ActivePack::create(d.path(), DataDirPerms::OWNER_ONLY, PackId(p1.0 + 1)).unwrap();
+        ActivePack::create(
+            &FileIo,
+            d.path(),
+            DataDirPerms::OWNER_ONLY,
+            PackId(p1.0 + 1),
+        )
+        .unwrap();
         let (s, report) = PackStore::open(
             d.path(),
             DataDirPerms::OWNER_ONLY,
@@ -522,7 +547,7 @@ mod tests {
             .write(true)
             .open(pack_path(d.path(), p1))
             .unwrap();
-        f.write_all_at(&[0xAB; 64], pack::HEADER_LEN + 100).unwrap();
+        FileExt::write_all_at(&f, &[0xAB; 64], pack::HEADER_LEN + 100).unwrap();
         let len = f.metadata().unwrap().len();
         let (s, report) = PackStore::open(
             d.path(),
@@ -551,7 +576,7 @@ mod tests {
             .write(true)
             .open(pack_path(d.path(), p))
             .unwrap();
-        f.write_all_at(&[0x55; 4], pack::HEADER_LEN + 40).unwrap();
+        FileExt::write_all_at(&f, &[0x55; 4], pack::HEADER_LEN + 40).unwrap();
         assert!(matches!(
             s.read(p, &h, 2000),
             Err(PackError::Corrupt { .. })

@@ -8,15 +8,13 @@
 //! instant leaves either the old pack or the new one under the pack's name, both
 //! holding every survivor, plus at most a temporary file removed at the next start.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
-use super::{io, pack_path, space, sync_dir, PackStore};
+use super::{io, pack_path, space, PackStore};
 use crate::crash;
 use crate::data::pack::{self, Location, PackError};
+use crate::data::packio::{OpenMode, PackFile, PackIo};
 use crate::types::{ChunkHash, PackId};
 
 /// Suffix of a pack being rewritten by GC.
@@ -42,19 +40,19 @@ fn temp_path(dir: &Path, id: PackId) -> PathBuf {
 /// Removes every temporary pack left by an interrupted rewrite; returns how many.
 ///
 /// Fails if the directory cannot be read or a file cannot be removed.
-pub(super) fn remove_temp_packs(dir: &Path) -> std::io::Result<usize> {
+pub(super) fn remove_temp_packs(fio: &dyn PackIo, dir: &Path) -> std::io::Result<usize> {
     let mut n = 0;
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();
         if name.to_str().is_some_and(|s| s.ends_with(TEMP_SUFFIX)) {
             tracing::info!(file = ?name, "removing temporary pack of an interrupted GC");
-            std::fs::remove_file(entry.path())?;
+            fio.remove(&entry.path())?;
             n += 1;
         }
     }
     if n > 0 {
-        sync_dir(dir)?;
+        fio.sync_dir(dir)?;
     }
     Ok(n)
 }
@@ -119,9 +117,9 @@ impl PackStore {
         self.refuse_active(id)?;
         let path = pack_path(&self.dir, id);
         let len = std::fs::metadata(&path).map_err(|e| io(id, 0, e))?.len();
-        std::fs::remove_file(&path).map_err(|e| io(id, 0, e))?;
+        self.fio.remove(&path).map_err(|e| io(id, 0, e))?;
         crash::point("gc-pack-deleted");
-        sync_dir(&self.dir).map_err(|e| io(id, 0, e))?;
+        self.fio.sync_dir(&self.dir).map_err(|e| io(id, 0, e))?;
         self.sealed.invalidate(id);
         Ok(len)
     }
@@ -147,21 +145,19 @@ impl PackStore {
     ) -> Result<Rewritten, PackError> {
         self.refuse_active(id)?;
         let old = self.sealed.get(id)?;
-        let old_len = old.file.file().metadata().map_err(|e| io(id, 0, e))?.len();
+        let old_len = old.file.file().size().map_err(|e| io(id, 0, e))?;
         let tmp = temp_path(&self.dir, id);
-        let (entries, end, damaged) = copy_records(&tmp, self, id, old.file.file(), keep)?;
+        let (f, entries, end, damaged) = copy_records(&tmp, self, id, old.file.file(), keep)?;
         let seal = pack::encode_seal(&entries, end);
-        let f = OpenOptions::new()
-            .append(true)
-            .open(&tmp)
-            .map_err(|e| io(id, end, e))?;
-        (&f).write_all(&seal).map_err(|e| io(id, end, e))?;
+        f.write_all_at(&seal, end).map_err(|e| io(id, end, e))?;
         crash::point("gc-temp-written");
         f.sync_all().map_err(|e| io(id, 0, e))?;
         crash::point("gc-temp-synced");
-        std::fs::rename(&tmp, pack_path(&self.dir, id)).map_err(|e| io(id, 0, e))?;
+        self.fio
+            .rename(&tmp, &pack_path(&self.dir, id))
+            .map_err(|e| io(id, 0, e))?;
         crash::point("gc-renamed");
-        sync_dir(&self.dir).map_err(|e| io(id, 0, e))?;
+        self.fio.sync_dir(&self.dir).map_err(|e| io(id, 0, e))?;
         crash::point("gc-dir-synced");
         self.sealed.invalidate(id);
         drop(old);
@@ -186,9 +182,42 @@ impl PackStore {
     }
 }
 
-/// What [`copy_records`] wrote: the new index entries, where the records end, and how
-/// many records were found damaged and left out.
-type Copied = (Vec<(ChunkHash, Location)>, u64, usize);
+/// What [`copy_records`] wrote: the new file, its index entries, where the records end,
+/// and how many records were found damaged and left out.
+type Copied = (
+    std::sync::Arc<dyn PackFile>,
+    Vec<(ChunkHash, Location)>,
+    u64,
+    usize,
+);
+
+/// Bytes gathered before one positional write into the temporary pack.
+const COPY_BUFFER: usize = 1 << 20;
+
+/// Positional writes into a new file through a buffer of [`COPY_BUFFER`] bytes.
+struct BufferedAt<'a> {
+    file: &'a dyn PackFile,
+    buf: Vec<u8>,
+    /// Where `buf` starts in the file.
+    at: u64,
+}
+
+impl BufferedAt<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if self.buf.len() + bytes.len() > COPY_BUFFER {
+            self.flush()?;
+        }
+        self.buf.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.write_all_at(&self.buf, self.at)?;
+        self.at += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+}
 
 /// Copies the records `keep` of pack `id` from `from` into a new file at `tmp`, each
 /// checked (magic, hash, CRC) and re-encoded to the identical bytes at its new offset.
@@ -196,19 +225,21 @@ fn copy_records(
     tmp: &Path,
     store: &PackStore,
     id: PackId,
-    from: &File,
+    from: &dyn PackFile,
     keep: &[(ChunkHash, Location)],
 ) -> Result<Copied, PackError> {
-    let _ = std::fs::remove_file(tmp);
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(store.perms.file_mode())
-        .open(tmp)
+    let _ = store.fio.remove(tmp);
+    let file = store
+        .fio
+        .open(tmp, OpenMode::CreateNew(store.perms.file_mode()))
         .map_err(|e| io(id, 0, e))?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let mut out = BufferedAt {
+        file: &*file,
+        buf: Vec::with_capacity(COPY_BUFFER),
+        at: 0,
+    };
     let header = pack::file_header();
-    out.write_all(&header).map_err(|e| io(id, 0, e))?;
+    out.write(&header).map_err(|e| io(id, 0, e))?;
     let mut end = header.len() as u64;
     let (mut entries, mut damaged) = (Vec::with_capacity(keep.len()), 0);
     for (hash, loc) in keep {
@@ -229,8 +260,8 @@ fn copy_records(
             rec.nonce.as_ref(),
             &rec.payload,
         );
-        out.write_all(&head)
-            .and_then(|_| out.write_all(&rec.payload))
+        out.write(&head)
+            .and_then(|_| out.write(&rec.payload))
             .map_err(|e| io(id, end, e))?;
         entries.push((
             *hash,
@@ -242,7 +273,7 @@ fn copy_records(
         end += (head.len() + rec.payload.len()) as u64;
     }
     out.flush().map_err(|e| io(id, end, e))?;
-    Ok((entries, end, damaged))
+    Ok((file, entries, end, damaged))
 }
 
 #[cfg(test)]

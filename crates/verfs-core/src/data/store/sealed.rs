@@ -2,7 +2,6 @@
 //! entry, so a reader always pairs an index with the file it describes, and GC can
 //! replace a pack (rename a rewritten one over it) by invalidating one entry.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -11,6 +10,7 @@ use moka::sync::Cache;
 
 use super::{io, pack_path};
 use crate::data::pack::{self, PackError, SealedIndex};
+use crate::data::packio::{OpenMode, PackFile, PackIo};
 use crate::data::readahead::SealedFile;
 use crate::types::PackId;
 
@@ -29,6 +29,7 @@ pub(crate) struct SealedPack {
 /// The cache of open sealed packs.
 pub(super) struct SealedCache {
     dir: PathBuf,
+    fio: Arc<dyn PackIo>,
     cache: Cache<PackId, Arc<SealedPack>>,
     /// Bumped whenever a pack file is replaced or removed: a reader that opened a pack
     /// before the bump does not cache what it opened (it may be the old file).
@@ -38,9 +39,10 @@ pub(super) struct SealedCache {
 }
 
 impl SealedCache {
-    pub fn new(dir: &Path) -> SealedCache {
+    pub fn new(dir: &Path, fio: Arc<dyn PackIo>) -> SealedCache {
         SealedCache {
             dir: dir.to_path_buf(),
+            fio,
             cache: Cache::builder()
                 .weigher(|_, v: &Arc<SealedPack>| v.index.weight().max(MIN_WEIGHT))
                 .max_capacity(INDEX_CACHE_BYTES)
@@ -62,8 +64,8 @@ impl SealedCache {
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         let stamp = self.replaced.load(Ordering::SeqCst);
-        let file = File::open(pack_path(&self.dir, id)).map_err(|e| io(id, 0, e))?;
-        let index = load_index(&file, id)?;
+        let file = self.open(id)?;
+        let index = load_index(&*file, id)?;
         let p = Arc::new(SealedPack {
             file: SealedFile::new(file),
             index,
@@ -78,13 +80,19 @@ impl SealedCache {
     ///
     /// Fails if the sealed file cannot be reopened for reading.
     pub fn insert_sealed(&self, id: PackId, index: SealedIndex) -> Result<(), PackError> {
-        let file = File::open(pack_path(&self.dir, id)).map_err(|e| io(id, 0, e))?;
+        let file = self.open(id)?;
         let p = SealedPack {
             file: SealedFile::new(file),
             index,
         };
         self.cache.insert(id, Arc::new(p));
         Ok(())
+    }
+
+    fn open(&self, id: PackId) -> Result<Arc<dyn PackFile>, PackError> {
+        self.fio
+            .open(&pack_path(&self.dir, id), OpenMode::Read)
+            .map_err(|e| io(id, 0, e))
     }
 
     /// Drops the entry of a pack whose file was replaced or removed; readers holding
@@ -106,8 +114,8 @@ impl SealedCache {
     }
 }
 
-fn load_index(file: &File, id: PackId) -> Result<SealedIndex, PackError> {
-    let len = file.metadata().map_err(|e| io(id, 0, e))?.len();
+fn load_index(file: &dyn PackFile, id: PackId) -> Result<SealedIndex, PackError> {
+    let len = file.size().map_err(|e| io(id, 0, e))?;
     match pack::read_sealed_index(file, id, len)? {
         Some(i) => Ok(i),
         None => {
