@@ -13,6 +13,9 @@
 //! - [`service`] — the data-dir lock, the sync service and the shutdown barrier.
 //! - [`check`] — the offline checker behind `verfsnext fsck`: reads `meta` through its
 //!   read-only scans and packs through `data::pack`, and writes nothing.
+//! - [`vault`] — the vault's cryptographic core: key file, Argon2id password wrap of the
+//!   folder key, domain keys, chunk ids and the chunk AEAD. Pure functions over bytes;
+//!   `fs` and `data` call it, it calls nothing of ours.
 //! - [`datadir`] — the owner-only permission policy of the data dir, used by `meta`,
 //!   `data` and `service` for everything they create there.
 //!
@@ -34,4 +37,5 @@ pub mod engine;
 pub mod fs;
 pub mod gc;
 pub mod service;
+pub mod vault;
 pub mod write;
