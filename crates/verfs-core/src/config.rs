@@ -91,8 +91,26 @@ pub struct Config {
     pub gc_pack_rewrite_min_reclaim_percent: u64,
     /// ... or this many of its bytes are, whatever the share.
     pub gc_pack_rewrite_min_reclaim_bytes: u64,
+    /// Argon2id memory (KiB) for a vault created or re-keyed from now on; the default
+    /// is RFC 9106's second recommendation and the least accepted.
+    pub vault_argon2_memory_kib: u32,
+    /// Argon2id passes (at least 3).
+    pub vault_argon2_iterations: u32,
+    /// Argon2id lanes (at least 4).
+    pub vault_argon2_parallelism: u32,
     /// Log filter (`error`, `warn`, `info`, `debug`, `trace`).
     pub log_level: String,
+}
+
+impl Config {
+    /// The Argon2id cost of new vault passwords.
+    pub fn vault_kdf(&self) -> crate::vault::KdfParams {
+        crate::vault::KdfParams {
+            m_cost_kib: self.vault_argon2_memory_kib,
+            t_cost: self.vault_argon2_iterations,
+            p_cost: self.vault_argon2_parallelism,
+        }
+    }
 }
 
 impl Default for Config {
@@ -121,6 +139,9 @@ impl Default for Config {
             gc_idle_min_ms: 5000,
             gc_pack_rewrite_min_reclaim_percent: 20,
             gc_pack_rewrite_min_reclaim_bytes: 256 << 20,
+            vault_argon2_memory_kib: 64 * 1024,
+            vault_argon2_iterations: 3,
+            vault_argon2_parallelism: 4,
             log_level: "info".into(),
         }
     }
@@ -235,6 +256,24 @@ impl Config {
             self.gc_pack_rewrite_min_reclaim_bytes,
             1,
             u64::MAX,
+        )?;
+        range(
+            "vault_argon2_memory_kib",
+            self.vault_argon2_memory_kib,
+            64 * 1024,
+            4 * 1024 * 1024,
+        )?;
+        range(
+            "vault_argon2_iterations",
+            self.vault_argon2_iterations,
+            3,
+            64,
+        )?;
+        range(
+            "vault_argon2_parallelism",
+            self.vault_argon2_parallelism,
+            4,
+            64,
         )?;
         for (field, v) in [("fsname", &self.fsname), ("subtype", &self.subtype)] {
             if v.is_empty() || v.contains([',', ' ', '\n', '\0']) {

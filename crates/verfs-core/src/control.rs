@@ -45,6 +45,85 @@ pub enum Request {
     },
     /// The collector's state.
     GcStatus,
+    /// Create, unlock, lock or re-key the vault, or ask its state.
+    Vault(VaultRequest),
+}
+
+/// Bytes that must not be printed or kept: a password or a key file's contents. Shown
+/// as `<secret>` by `Debug` and wiped when dropped.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    /// Wraps `bytes`.
+    pub fn new(bytes: Vec<u8>) -> Secret {
+        Secret(bytes)
+    }
+
+    /// The bytes.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
+/// A vault command (`verfsnext crypt`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum VaultRequest {
+    /// Create the vault with this password and key file (made by the CLI).
+    Create {
+        /// The password.
+        password: Secret,
+        /// The key file's bytes.
+        key_file: Secret,
+    },
+    /// Unlock it.
+    Unlock {
+        /// The password.
+        password: Secret,
+        /// The key file's bytes.
+        key_file: Secret,
+    },
+    /// Lock it.
+    Lock,
+    /// Re-wrap the folder key under a new password.
+    ChangePassword {
+        /// The current password.
+        old_password: Secret,
+        /// The new password.
+        new_password: Secret,
+        /// The key file's bytes.
+        key_file: Secret,
+    },
+    /// none, locked or unlocked.
+    Status,
+}
+
+/// Why a vault command was refused, as the CLI's exit status needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VaultRefusal {
+    /// Wrong state: exists already, not created, already locked (exit 1).
+    State,
+    /// Wrong password or wrong key file (exit 3).
+    WrongKey,
+    /// Key file malformed (exit 4).
+    KeyFile,
+    /// Anything else (exit 1).
+    Failed,
 }
 
 /// One snapshot as `snapshot list` shows it.
@@ -123,6 +202,18 @@ pub enum Response {
     GcStarted,
     /// Answer to [`Request::GcStatus`].
     GcState(GcStatus),
+    /// Answer to a vault command that succeeded: the vault's state now.
+    Vault {
+        /// `none`, `locked` or `unlocked`.
+        state: String,
+    },
+    /// A vault command was refused.
+    VaultRefused {
+        /// Why, for the exit status.
+        kind: VaultRefusal,
+        /// What to tell the user.
+        message: String,
+    },
     /// The command failed; the message says why.
     Error {
         /// What went wrong.

@@ -36,8 +36,11 @@ impl Codec {
 pub struct Stored {
     /// The codec of `bytes`.
     pub codec: Codec,
-    /// The payload (the plain bytes themselves, shared, when raw).
+    /// The payload (the plain bytes themselves, shared, when raw; ciphertext and tag
+    /// when encrypted).
     pub bytes: Bytes,
+    /// The nonce of an encrypted payload (`data::cipher`); `None` for a plain one.
+    pub nonce: Option<[u8; super::pack::NONCE_LEN]>,
 }
 
 /// A payload could not be decoded.
@@ -96,16 +99,19 @@ pub fn compress(plain: &Bytes, level: i32) -> Stored {
         return Stored {
             codec: Codec::Raw,
             bytes: plain.clone(),
+            nonce: None,
         };
     }
     match with_compressor(level, |c| c.compress(plain)) {
         Some(Ok(c)) if c.len() < plain.len() => Stored {
             codec: Codec::Zstd,
             bytes: Bytes::from(c),
+            nonce: None,
         },
         _ => Stored {
             codec: Codec::Raw,
             bytes: plain.clone(),
+            nonce: None,
         },
     }
 }

@@ -3,6 +3,7 @@
 //! Nothing here knows about inodes or metadata; it turns bytes into stored chunks and
 //! stored chunks back into bytes.
 
+pub mod cipher;
 pub mod compress;
 pub mod discard;
 pub mod hash;
@@ -12,6 +13,7 @@ pub mod readahead;
 pub mod store;
 pub mod ultracdc;
 
+pub use cipher::{ChunkCipher, Domain};
 pub use compress::{Codec, Stored};
 pub use hash::ChunkHasher;
 pub use pack::PackError;
@@ -27,6 +29,7 @@ impl From<PackError> for FsError {
             PackError::Corrupt { .. } | PackError::Missing { .. } => {
                 FsError::Corrupt(e.to_string())
             }
+            PackError::Locked { .. } => FsError::Io(e.to_string()),
         }
     }
 }

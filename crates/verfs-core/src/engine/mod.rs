@@ -14,9 +14,9 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use bytes::Bytes;
 use moka::sync::Cache;
 
-use crate::data::{PackStore, UltraCdc};
+use crate::data::{Domain, PackStore, UltraCdc};
 use crate::error::{FsError, FsResult};
-use crate::meta::{Inode, Reader, Store, View};
+use crate::meta::{Inode, Reader, Store, View, INODE_FLAG_VAULT};
 use crate::types::{ChunkHash, Ino, PackId, Timestamp};
 pub use pending::{OverlaySnapshot, Pending, PendingOp};
 pub use read::WindowSlot;
@@ -38,6 +38,8 @@ pub struct ChunkPlace {
     pub plain_len: u32,
     /// Codec byte of the payload.
     pub codec: u8,
+    /// `CHUNK_FLAG_ENCRYPTED` for a vault chunk, else 0.
+    pub flags: u8,
 }
 
 /// Metadata, packs and caches of one mounted filesystem.
@@ -125,6 +127,21 @@ impl Engine {
     /// this filesystem has ever cut.
     pub fn max_extent_len(&self) -> u64 {
         self.max_extent_len
+    }
+
+    /// The chunk domain of `inode`'s data: sealed with the vault's cipher for an inode
+    /// inside the vault, plain otherwise.
+    ///
+    /// Fails with `Io` (EIO) for a vault inode while the vault is locked: its data can be
+    /// neither read nor written then.
+    pub fn domain_for(&self, inode: &Inode) -> FsResult<Domain> {
+        if inode.flags & INODE_FLAG_VAULT == 0 {
+            return Ok(Domain::Plain);
+        }
+        self.packs
+            .cipher()
+            .map(Domain::Sealed)
+            .ok_or_else(|| FsError::Io(format!("inode {}: the vault is locked", inode.ino)))
     }
 
     /// Remembers a chunk just written, so reading it back soon needs no pack read.

@@ -15,7 +15,7 @@ use bytes::Bytes;
 
 use super::Engine;
 use crate::error::{FsError, FsResult};
-use crate::meta::{Extent, Reader, View};
+use crate::meta::{Extent, Reader, View, CHUNK_FLAG_ENCRYPTED};
 use crate::types::{ChunkHash, Ino, PackId};
 
 /// How much of a file an extent window covers past the read that loaded it.
@@ -26,6 +26,8 @@ const WINDOW_BYTES: u64 = 8 << 20;
 struct ChunkLoc {
     pack_id: PackId,
     plain_len: u32,
+    /// An encrypted (vault) chunk: its plain bytes never enter the chunk cache.
+    sealed: bool,
 }
 
 /// The committed extents of one file range with their chunks located, as of one
@@ -112,7 +114,9 @@ impl Engine {
 
     fn load_chunk(&self, e: &Extent, loc: ChunkLoc) -> FsResult<Bytes> {
         let data = self.packs.read(loc.pack_id, &e.hash, loc.plain_len)?;
-        self.cache_chunk(e.hash, data.clone());
+        if !loc.sealed {
+            self.cache_chunk(e.hash, data.clone());
+        }
         Ok(data)
     }
 
@@ -329,5 +333,6 @@ fn chunk_loc(r: &impl Reader, e: &Extent) -> FsResult<ChunkLoc> {
     Ok(ChunkLoc {
         pack_id: rec.pack_id,
         plain_len: rec.plain_len,
+        sealed: rec.flags & CHUNK_FLAG_ENCRYPTED != 0,
     })
 }

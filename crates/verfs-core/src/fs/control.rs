@@ -1,7 +1,8 @@
 //! The control plane's view of a mounted filesystem.
 
-use crate::control::{Control, Request, Response, StatsReport};
+use crate::control::{Control, Request, Response, StatsReport, VaultRefusal, VaultRequest};
 use crate::error::FsResult;
+use crate::fs::VaultCmdError;
 use std::sync::atomic::Ordering;
 
 use crate::fs::{Fs, SnapshotCmdError};
@@ -28,10 +29,46 @@ impl Control for Fs {
                 Ok(Response::GcStarted)
             }
             Request::GcStatus => Ok(Response::GcState(self.gc.status())),
+            Request::Vault(v) => return self.vault_command(v),
         };
         res.unwrap_or_else(|e| Response::Error {
             message: e.to_string(),
         })
+    }
+}
+
+impl Fs {
+    /// Runs a vault command and answers with the vault's state or the refusal.
+    fn vault_command(&self, req: VaultRequest) -> Response {
+        let res = match &req {
+            VaultRequest::Create { password, key_file } => {
+                self.vault_create(password.expose(), key_file.expose())
+            }
+            VaultRequest::Unlock { password, key_file } => {
+                self.vault_unlock(password.expose(), key_file.expose())
+            }
+            VaultRequest::Lock => self.vault_lock(),
+            VaultRequest::ChangePassword {
+                old_password,
+                new_password,
+                key_file,
+            } => self.vault_change_password(
+                old_password.expose(),
+                new_password.expose(),
+                key_file.expose(),
+            ),
+            VaultRequest::Status => Ok(()),
+        };
+        let refused = |kind, message: String| Response::VaultRefused { kind, message };
+        match res.and_then(|()| Ok(self.vault_state()?)) {
+            Ok(state) => Response::Vault {
+                state: state.as_str().into(),
+            },
+            Err(VaultCmdError::State(m)) => refused(VaultRefusal::State, m),
+            Err(e @ VaultCmdError::WrongKey) => refused(VaultRefusal::WrongKey, e.to_string()),
+            Err(VaultCmdError::KeyFile(m)) => refused(VaultRefusal::KeyFile, m),
+            Err(e @ VaultCmdError::Fs(_)) => refused(VaultRefusal::Failed, e.to_string()),
+        }
     }
 }
 

@@ -21,6 +21,9 @@ pub struct FileOpen {
     pub write: bool,
     /// Extents located by earlier reads through this handle.
     pub window: Arc<WindowSlot>,
+    /// For a file inside the vault, the vault epoch it was opened in (it works only
+    /// until the vault locks); `None` outside the vault.
+    pub vault: Option<u64>,
 }
 
 /// A directory stream: a snapshot of the directory taken at `opendir`, plus where the
@@ -37,6 +40,8 @@ pub struct DirStream {
     pub view: View,
     /// Offset of the next entry after the last one returned, with that entry's name.
     pub cursor: Option<(u64, Vec<u8>)>,
+    /// For a directory inside the vault, the vault epoch it was opened in.
+    pub vault: Option<u64>,
 }
 
 #[derive(Default)]
@@ -81,6 +86,20 @@ impl Handles {
             .get(&fh.0)
             .cloned()
             .ok_or(FsError::BadHandle)
+    }
+
+    /// The inodes of open files inside the vault (whose kernel caches a lock must drop).
+    pub fn vault_inodes(&self) -> Vec<Ino> {
+        let g = self.lock();
+        let mut v: Vec<Ino> = g
+            .files
+            .values()
+            .filter(|f| f.vault.is_some())
+            .map(|f| f.ino)
+            .collect();
+        v.sort();
+        v.dedup();
+        v
     }
 
     /// Forgets a file handle; returns its inode and whether it was the inode's last.

@@ -12,6 +12,7 @@ mod node;
 mod ops;
 mod snapshots;
 mod startup;
+mod vault;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +25,7 @@ pub use handles::FileOpen;
 pub use ops::attr::{SetAttr, TimeSet};
 pub use ops::dir::DirEntry;
 pub use snapshots::{check_snapshot_name, SnapshotCmdError};
+pub use vault::{KernelNotify, VaultCmdError, VaultState, VAULT_NAME};
 
 use crate::config::Config;
 use crate::datadir::PermsError;
@@ -124,6 +126,8 @@ pub struct Fs {
     /// Whether the root's listing shows `.snapshots` (config `snapshots_visible`).
     snapshots_visible: bool,
     data_dir: PathBuf,
+    /// `/.vault`'s lock state, epoch and kernel notifier.
+    vault: vault::VaultGate,
     _lock: DataDirLock,
 }
 

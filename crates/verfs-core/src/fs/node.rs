@@ -10,7 +10,7 @@
 //! tree.
 
 use crate::error::{FsError, FsResult};
-use crate::fs::{Attr, Fs};
+use crate::fs::{Attr, Fs, VAULT_NAME};
 use crate::meta::View;
 use crate::types::{Generation, Ino};
 
@@ -117,6 +117,14 @@ impl Fs {
         if p == Ino::ROOT && name == SNAPDIR_NAME {
             return Err(FsError::Exists);
         }
+        if p == Ino::ROOT && name == VAULT_NAME {
+            // Reserved: only `crypt -c` makes it.
+            return Err(if self.vault_unlocked() {
+                FsError::Exists
+            } else {
+                FsError::Perm
+            });
+        }
         Ok(p)
     }
 
@@ -126,19 +134,18 @@ impl Fs {
     /// Fails with `ReadOnly`, `Stale` or `Perm`.
     pub(crate) fn live_old_name(&self, parent: Ino, name: &[u8]) -> FsResult<Ino> {
         let p = self.live(parent)?;
-        if p == Ino::ROOT && name == SNAPDIR_NAME {
+        if p == Ino::ROOT && (name == SNAPDIR_NAME || name == VAULT_NAME) {
             return Err(FsError::Perm);
         }
         Ok(p)
     }
 
-    /// The vault hook: whether entry `name` of directory `dir` in `tree` must not be
-    /// seen. The vault makes `/.vault` invisible while it is locked, in the live tree and
-    /// in every snapshot alike (a snapshot must never show a locked vault's names);
-    /// until the vault lands nothing is hidden. Lookups and listings of every tree ask.
+    /// Whether entry `name` of directory `dir` in `tree` must not be seen: `/.vault`
+    /// while the vault is locked, in the live tree and in every snapshot alike (a
+    /// snapshot must never show a locked vault's names). Lookups and listings of every
+    /// tree ask.
     pub(crate) fn hidden_entry(&self, tree: Tree, dir: Ino, name: &[u8]) -> bool {
-        let _ = (tree, dir, name);
-        false
+        self.vault_hidden(tree, dir, name)
     }
 
     /// A metadata view of `tree`.

@@ -148,6 +148,7 @@ pub(super) fn open(cfg: &Config) -> Result<Fs, OpenError> {
         attr_ttl: Duration::from_secs(cfg.attr_ttl_secs),
         snapshots_visible: cfg.snapshots_visible,
         data_dir: cfg.data_dir.clone(),
+        vault: super::vault::VaultGate::new(cfg.vault_kdf()),
         _lock: lock,
     })
 }

@@ -24,7 +24,10 @@ use surrealkv::{LSMIterator, Mode, Tree, TreeBuilder};
 use thiserror::Error;
 
 pub use reader::{Reader, View};
-pub use records::{ChunkRecord, Dirent, Extent, Inode, SnapshotRecord, CHUNK_FLAG_LOST};
+pub use records::{
+    ChunkRecord, Dirent, Extent, Inode, SnapshotRecord, CHUNK_FLAG_ENCRYPTED, CHUNK_FLAG_LOST,
+    INODE_FLAG_VAULT,
+};
 pub use scan::ExtentVersion;
 pub use snapshots::{SnapshotError, SweepProgress};
 pub use versioned::ViewAt;

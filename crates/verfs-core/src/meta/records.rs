@@ -38,6 +38,11 @@ struct InodeRaw {
     blocks: U64,
 }
 
+/// Inode flag: the inode lives inside `/.vault` (set at creation from its parent, never
+/// changed: renames and links across the vault's boundary are refused), so its chunks
+/// are encrypted.
+pub const INODE_FLAG_VAULT: u32 = 1;
+
 /// An inode as the filesystem layer sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inode {
@@ -65,7 +70,7 @@ pub struct Inode {
     pub crtime: Timestamp,
     /// Device number of device nodes.
     pub rdev: u32,
-    /// Inode flags (vault, read-only); reserved for later features.
+    /// `INODE_FLAG_*` bits.
     pub flags: u32,
     /// Inode generation, so a reused inode number is distinguishable.
     pub generation: u64,
@@ -255,6 +260,10 @@ struct ChunkRaw {
 /// Flag: the chunk's pack record was found missing after an unclean shutdown; dedup must
 /// not reuse it and a new write of the same bytes re-stores it.
 pub const CHUNK_FLAG_LOST: u8 = 1;
+
+/// Flag: the chunk is encrypted (a vault chunk, `data::cipher`); its plain bytes are
+/// never kept in the chunk cache, so locking the vault leaves none behind.
+pub const CHUNK_FLAG_ENCRYPTED: u8 = 2;
 
 /// A chunk record: where a chunk lives (pack id only, never an offset) and who uses it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

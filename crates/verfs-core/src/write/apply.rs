@@ -409,6 +409,7 @@ fn apply_run(
         may_hold,
         tail_offset,
         blocks_delta: Default::default(),
+        domain: engine.domain_for(inode)?,
     }
     .apply(txn, inode, memo)
 }
@@ -434,7 +435,14 @@ fn set_size(
                 let cut = engine
                     .read_chunk(txn, &e)?
                     .slice(..(size - e.offset) as usize);
-                let delta = chunks::put_spans(engine, txn, inode.ino, vec![(e.offset, cut)], memo)?;
+                let domain = engine.domain_for(inode)?;
+                let delta = chunks::put_spans(
+                    engine,
+                    txn,
+                    (inode.ino, &domain),
+                    vec![(e.offset, cut)],
+                    memo,
+                )?;
                 chunks::add_blocks(inode, delta);
             }
         }
@@ -471,7 +479,9 @@ fn zero_range(
         let s = (offset.max(e.offset) - e.offset) as usize;
         let t = (end.min(e.end()) - e.offset) as usize;
         data[s..t].fill(0);
-        let delta = chunks::put_spans(engine, txn, inode.ino, vec![(e.offset, data.into())], memo)?;
+        let domain = engine.domain_for(inode)?;
+        let spans = vec![(e.offset, data.into())];
+        let delta = chunks::put_spans(engine, txn, (inode.ino, &domain), spans, memo)?;
         chunks::add_blocks(inode, delta);
     }
     if extend && end > inode.size {

@@ -5,9 +5,10 @@ use bytes::Bytes;
 
 use rayon::prelude::*;
 
+use crate::data::Domain;
 use crate::engine::{ChunkPlace, Engine};
 use crate::error::{FsError, FsResult};
-use crate::meta::{ChunkRecord, Extent, Reader, WriteTxn, CHUNK_FLAG_LOST};
+use crate::meta::{ChunkRecord, Extent, Reader, WriteTxn, CHUNK_FLAG_ENCRYPTED, CHUNK_FLAG_LOST};
 use crate::types::{ChunkHash, Ino};
 
 use super::memo::is_zero;
@@ -28,7 +29,7 @@ pub(crate) type HashedSpans = Vec<(u64, Option<ChunkHash>, Bytes)>;
 pub(crate) fn put_spans(
     engine: &Engine,
     txn: &mut WriteTxn,
-    ino: Ino,
+    (ino, domain): (Ino, &Domain),
     spans: ChunkSpans,
     memo: &mut Memo,
 ) -> FsResult<i64> {
@@ -36,11 +37,11 @@ pub(crate) fn put_spans(
     let hashed: HashedSpans = spans
         .into_par_iter()
         .map(|(off, bytes)| {
-            let h = (!is_zero(&bytes)).then(|| hasher.hash(&bytes));
+            let h = (!is_zero(&bytes)).then(|| domain.chunk_id(hasher, &bytes));
             (off, h, bytes)
         })
         .collect();
-    put_hashed(engine, txn, ino, hashed, memo)
+    put_hashed(engine, txn, (ino, domain), hashed, memo)
 }
 
 /// [`put_spans`] for spans already hashed (the batcher hashes a chunk when it cuts it).
@@ -49,11 +50,11 @@ pub(crate) fn put_spans(
 pub(crate) fn put_hashed(
     engine: &Engine,
     txn: &mut WriteTxn,
-    ino: Ino,
+    (ino, domain): (Ino, &Domain),
     hashed: HashedSpans,
     memo: &mut Memo,
 ) -> FsResult<i64> {
-    store_missing(engine, txn, &hashed, memo)?;
+    store_missing(engine, txn, &hashed, memo, domain)?;
     let mut delta = 0i64;
     for (off, hash, bytes) in hashed {
         match hash {
@@ -66,7 +67,7 @@ pub(crate) fn put_hashed(
                     // append is made under the generation fence this transaction
                     // holds, so GC cannot drop it before the transaction commits.
                     engine.forget_chunk(&hash);
-                    store_chunks(engine, vec![(hash, bytes.clone())], memo)?;
+                    store_chunks(engine, vec![(hash, bytes.clone())], memo, domain)?;
                     if !add_ref(txn, &hash, memo, None)? {
                         return Err(FsError::Corrupt(format!(
                             "chunk {hash} stored but not placed"
@@ -83,7 +84,9 @@ pub(crate) fn put_hashed(
                     drop_ref(txn, &old.hash)?;
                 }
                 delta += i64::from(e.len) - change.previous_len as i64;
-                engine.cache_chunk(hash, bytes);
+                if !domain.is_sealed() {
+                    engine.cache_chunk(hash, bytes);
+                }
             }
         }
     }
@@ -114,6 +117,7 @@ fn store_missing(
     txn: &WriteTxn,
     hashed: &[(u64, Option<ChunkHash>, Bytes)],
     memo: &mut Memo,
+    domain: &Domain,
 ) -> FsResult<()> {
     let mut todo: Vec<(ChunkHash, Bytes)> = Vec::new();
     let mut queued = std::collections::HashSet::new();
@@ -138,38 +142,60 @@ fn store_missing(
             }
         }
     }
-    store_chunks(engine, todo, memo)
+    store_chunks(engine, todo, memo, domain)
 }
 
 /// Compresses and appends `todo` to the pack store, placing each in the memo.
 ///
 /// Fails if an append fails.
-fn store_chunks(engine: &Engine, todo: Vec<(ChunkHash, Bytes)>, memo: &mut Memo) -> FsResult<()> {
+fn store_chunks(
+    engine: &Engine,
+    todo: Vec<(ChunkHash, Bytes)>,
+    memo: &mut Memo,
+    domain: &Domain,
+) -> FsResult<()> {
     let mut appended = Ok(());
-    memo.compress_all(todo, engine.zstd_level, |memo, hash, plain_len, stored| {
-        if appended.is_err() {
-            return;
-        }
-        // Read before the append: a bump between the two only makes the placement
-        // look older than it is (a needless re-store), never younger.
-        let epoch = engine.packs.drop_epoch();
-        match engine.packs.append(hash, plain_len, &stored) {
-            Ok(pack_id) => {
-                let place = ChunkPlace {
-                    pack_id,
-                    stored_len: stored.bytes.len() as u32,
-                    plain_len,
-                    codec: stored.codec.to_byte(),
-                };
-                memo.place(hash, place, epoch);
-                // The chunk is in the pack whether or not this transaction commits, so
-                // later batches may skip storing it; whether a reference may be taken
-                // is still decided by the chunk record inside their transaction.
-                engine.remember_chunk(hash, place);
+    memo.compress_all(
+        todo,
+        engine.zstd_level,
+        domain,
+        |memo, hash, plain_len, encoded| {
+            if appended.is_err() {
+                return;
             }
-            Err(e) => appended = Err(FsError::from(e)),
-        }
-    });
+            let stored = match encoded {
+                Ok(s) => s,
+                Err(e) => {
+                    appended = Err(FsError::Io(format!("chunk {hash}: {e}")));
+                    return;
+                }
+            };
+            // Read before the append: a bump between the two only makes the placement
+            // look older than it is (a needless re-store), never younger.
+            let epoch = engine.packs.drop_epoch();
+            match engine.packs.append(hash, plain_len, &stored) {
+                Ok(pack_id) => {
+                    let place = ChunkPlace {
+                        pack_id,
+                        stored_len: stored.bytes.len() as u32,
+                        plain_len,
+                        codec: stored.codec.to_byte(),
+                        flags: if stored.nonce.is_some() {
+                            CHUNK_FLAG_ENCRYPTED
+                        } else {
+                            0
+                        },
+                    };
+                    memo.place(hash, place, epoch);
+                    // The chunk is in the pack whether or not this transaction commits, so
+                    // later batches may skip storing it; whether a reference may be taken
+                    // is still decided by the chunk record inside their transaction.
+                    engine.remember_chunk(hash, place);
+                }
+                Err(e) => appended = Err(FsError::from(e)),
+            }
+        },
+    );
     appended
 }
 
@@ -179,6 +205,7 @@ fn place_of(c: &ChunkRecord) -> ChunkPlace {
         stored_len: c.stored_len,
         plain_len: c.plain_len,
         codec: c.codec,
+        flags: c.flags & CHUNK_FLAG_ENCRYPTED,
     }
 }
 
@@ -216,7 +243,7 @@ fn add_ref(
             stored_len: s.stored_len,
             plain_len: s.plain_len,
             codec: s.codec,
-            flags: 0,
+            flags: s.flags,
         },
         (_, None) => return Ok(false),
     };

@@ -94,6 +94,7 @@ pub(crate) fn clone_range(
             may_hold: false,
             tail_offset: None,
             blocks_delta: Default::default(),
+            domain: engine.domain_for(&dst)?,
         };
         run.apply(txn, &mut dst, memo)?;
     }
@@ -151,7 +152,8 @@ fn clear_dst(
     if !rewrites.is_empty() {
         let mut spans: Vec<(u64, bytes::Bytes)> = rewrites.into_iter().collect();
         spans.sort_by_key(|(o, _)| *o);
-        let delta = chunks::put_spans(engine, txn, dst.ino, spans, memo)?;
+        let domain = engine.domain_for(dst)?;
+        let delta = chunks::put_spans(engine, txn, (dst.ino, &domain), spans, memo)?;
         chunks::add_blocks(dst, delta);
     }
     Ok(())

@@ -14,19 +14,23 @@ use std::sync::mpsc::{self, Receiver, Sender};
 
 use bytes::Bytes;
 
-use crate::data::compress::{self, Stored};
+use crate::data::compress::Stored;
+use crate::data::Domain;
 use crate::engine::{ChunkPlace, Engine};
 use crate::types::ChunkHash;
 
-/// A compressed chunk: its id, plain length and stored form.
-type Compressed = (ChunkHash, u32, Stored);
+/// An encoded chunk: its id, plain length and stored form (or why encoding failed).
+type Compressed = (ChunkHash, u32, Encoded);
+
+/// A chunk's stored form, or why it could not be made (encryption failed).
+pub(crate) type Encoded = Result<Stored, String>;
 
 /// Per-batch chunk state, kept across transaction retries.
 pub(crate) struct Memo {
     /// Where this batch appended each chunk, with the pack store's drop epoch then.
     placed: HashMap<ChunkHash, (ChunkPlace, u64)>,
     started: HashSet<ChunkHash>,
-    ready: HashMap<ChunkHash, (u32, Stored)>,
+    ready: HashMap<ChunkHash, (u32, Encoded)>,
     tx: Sender<Compressed>,
     rx: Receiver<Compressed>,
 }
@@ -64,28 +68,34 @@ impl Memo {
         self.placed.insert(hash, (place, epoch));
     }
 
-    /// Hashes a chunk just cut and starts compressing it, unless it is already placed,
-    /// started or known to the engine's dedup cache. Returns its id, or `None` for an
-    /// all-zero chunk (a hole, never stored).
-    pub fn precompress(&mut self, engine: &Engine, bytes: &Bytes) -> Option<ChunkHash> {
+    /// Names a chunk just cut (its id in `domain`) and starts encoding it, unless it is
+    /// already placed, started or known to the engine's dedup cache. Returns its id, or
+    /// `None` for an all-zero chunk (a hole, never stored).
+    pub fn precompress(
+        &mut self,
+        engine: &Engine,
+        domain: &Domain,
+        bytes: &Bytes,
+    ) -> Option<ChunkHash> {
         if is_zero(bytes) {
             return None;
         }
-        let hash = engine.packs.hasher().hash(bytes);
+        let hash = domain.chunk_id(engine.packs.hasher(), bytes);
         let known = self.placed.contains_key(&hash)
             || self.started.contains(&hash)
             || engine.is_known_chunk(&hash);
         if !known {
-            self.start(hash, bytes.clone(), engine.zstd_level);
+            self.start(hash, bytes.clone(), engine.zstd_level, domain);
         }
         Some(hash)
     }
 
-    fn start(&mut self, hash: ChunkHash, bytes: Bytes, level: i32) {
+    fn start(&mut self, hash: ChunkHash, bytes: Bytes, level: i32, domain: &Domain) {
         self.started.insert(hash);
         let tx = self.tx.clone();
+        let domain = domain.clone();
         rayon::spawn(move || {
-            let stored = compress::compress(&bytes, level);
+            let stored = domain.encode(&hash, &bytes, level);
             // The memo may be gone (batch over, chunk not needed): nothing to do then.
             let _ = tx.send((hash, bytes.len() as u32, stored));
         });
@@ -98,18 +108,19 @@ impl Memo {
         &mut self,
         todo: Vec<(ChunkHash, Bytes)>,
         level: i32,
-        mut sink: impl FnMut(&mut Memo, ChunkHash, u32, Stored),
+        domain: &Domain,
+        mut sink: impl FnMut(&mut Memo, ChunkHash, u32, Encoded),
     ) {
         if let [(hash, bytes)] = todo.as_slice() {
             if !self.started.contains(hash) && !self.ready.contains_key(hash) {
-                let stored = compress::compress(bytes, level);
+                let stored = domain.encode(hash, bytes, level);
                 return sink(self, *hash, bytes.len() as u32, stored);
             }
         }
         let mut wanted: HashSet<ChunkHash> = HashSet::with_capacity(todo.len());
         for (hash, bytes) in todo {
             if !self.started.contains(&hash) && !self.ready.contains_key(&hash) {
-                self.start(hash, bytes, level);
+                self.start(hash, bytes, level, domain);
             }
             wanted.insert(hash);
         }
@@ -151,6 +162,7 @@ pub(crate) fn is_zero(b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::compress;
 
     #[test]
     fn zero_detection() {
@@ -177,24 +189,30 @@ mod tests {
             .collect();
         // Half started early, as if cut by the chunker; plus one never wanted.
         for (h, b) in &chunks[..10] {
-            m.start(*h, b.clone(), 3);
+            m.start(*h, b.clone(), 3, &Domain::Plain);
         }
-        m.start(ChunkHash([99; 16]), Bytes::from(vec![1; 100]), 3);
+        m.start(
+            ChunkHash([99; 16]),
+            Bytes::from(vec![1; 100]),
+            3,
+            &Domain::Plain,
+        );
         let mut got = Vec::new();
-        m.compress_all(chunks.clone(), 3, |_, h, len, stored| {
+        m.compress_all(chunks.clone(), 3, &Domain::Plain, |_, h, len, stored| {
             got.push((h, len, stored));
         });
         got.sort_by_key(|(h, ..)| h.0);
         assert_eq!(got.len(), 20);
         for ((h, b), (gh, len, stored)) in chunks.iter().zip(&got) {
             assert_eq!((h, b.len() as u32), (gh, *len));
+            let stored = stored.as_ref().unwrap();
             let plain = compress::decompress(stored.codec, stored.bytes.clone(), b.len());
             assert_eq!(plain.unwrap(), *b);
         }
         // A lone chunk is compressed in place.
         let lone = (ChunkHash([50; 16]), Bytes::from(vec![7; 3000]));
         let mut n = 0;
-        m.compress_all(vec![lone], 3, |_, _, _, _| n += 1);
+        m.compress_all(vec![lone], 3, &Domain::Plain, |_, _, _, _| n += 1);
         assert_eq!(n, 1);
     }
 }

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::chunks::{self, HashedSpans, Memo};
+use crate::data::Domain;
 use crate::engine::Engine;
 use crate::error::{FsError, FsResult};
 use crate::meta::{Inode, Reader, WriteTxn};
@@ -63,6 +64,8 @@ pub(crate) struct Run<'a> {
     pub tail_offset: Option<u64>,
     /// Change in the file's stored bytes so far.
     pub blocks_delta: std::cell::Cell<i64>,
+    /// The file's chunk domain (vault files are sealed).
+    pub domain: Domain,
 }
 
 impl Run<'_> {
@@ -234,7 +237,7 @@ impl Run<'_> {
                 });
                 break;
             }
-            let hash = memo.precompress(self.engine, &chunk);
+            let hash = memo.precompress(self.engine, &self.domain, &chunk);
             spans.push((chunk_start, hash, chunk));
             if start >= new_size
                 || (start >= dirty_end && self.is_boundary(txn, ino, start, old_size)?)
@@ -269,7 +272,7 @@ impl Run<'_> {
             Vec::new()
         };
         let fresh: HashSet<u64> = spans.iter().map(|(o, ..)| *o).collect();
-        let mut delta = chunks::put_hashed(self.engine, txn, ino, spans, memo)?;
+        let mut delta = chunks::put_hashed(self.engine, txn, (ino, &self.domain), spans, memo)?;
         for off in old {
             if !fresh.contains(&off) {
                 delta -= chunks::remove_extent(txn, ino, off)? as i64;

@@ -1,6 +1,7 @@
 //! Command-line parsing and the commands.
 
 mod config;
+mod crypt;
 mod fsck;
 mod gc;
 mod mount;
@@ -39,6 +40,10 @@ enum Command {
     /// Check an unmounted data dir offline, writing nothing: exit 0 clean, 1 problems
     /// found, 2 cannot run (a daemon holds it).
     Fsck(fsck::FsckArgs),
+    /// Create, unlock, lock or re-key the encrypted folder /.vault, or show its state:
+    /// exit 0 done, 1 usage or state error, 2 no daemon, 3 wrong password or key file,
+    /// 4 key file unreadable or malformed.
+    Crypt(crypt::CryptArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -72,13 +77,27 @@ struct MountArgs {
 
 /// Runs the command line; errors are printed as one line on stderr.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args = crypt::seed_aliases(std::env::args().collect());
+    let crypt = args.get(1).is_some_and(|a| a == "crypt");
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            // `crypt` documents 1 for a usage error; clap's own 2 elsewhere.
+            return match e.exit_code() {
+                0 => ExitCode::SUCCESS,
+                _ if crypt => ExitCode::FAILURE,
+                c => ExitCode::from(c as u8),
+            };
+        }
+    };
     let res = match cli.command {
         Command::Mount(a) => mount::run(&a.config, a.mountpoint),
         Command::Stats(a) => stats::run(&a.config, a.json),
         Command::Snapshot(c) => snapshot::run(c),
         Command::Gc(c) => gc::run(c),
         Command::Fsck(a) => return fsck::run(&a),
+        Command::Crypt(a) => return crypt::run(&a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -79,6 +79,7 @@ pub fn serve(fs: Fs, cfg: &Config) -> Result<()> {
         }
     };
     let mut unmounter = session.unmount_callable();
+    fs.set_kernel_notify(Arc::new(KernelNotifier(session.notifier())));
     let (tx, rx) = mpsc::channel();
     let stx = tx.clone();
     let session_thread = std::thread::Builder::new()
@@ -144,6 +145,26 @@ fn watch_signals(tx: mpsc::Sender<Event>) -> Result<()> {
         })
         .context("cannot start signal thread")?;
     Ok(())
+}
+
+/// The vault's lock and unlock through fuser's notifier: drop the kernel's dentries and
+/// pages. ENOENT (the kernel does not have it cached) is the common case, not an error.
+struct KernelNotifier(fuser::Notifier);
+
+impl verfs_core::fs::KernelNotify for KernelNotifier {
+    fn inval_entry(&self, parent: verfs_core::types::Ino, name: &[u8]) {
+        use std::os::unix::ffi::OsStrExt;
+        let name = std::ffi::OsStr::from_bytes(name);
+        if let Err(e) = self.0.inval_entry(fuser::INodeNo(parent.0), name) {
+            tracing::debug!(error = %e, "kernel entry invalidation");
+        }
+    }
+
+    fn inval_inode(&self, ino: verfs_core::types::Ino) {
+        if let Err(e) = self.0.inval_inode(fuser::INodeNo(ino.0), 0, 0) {
+            tracing::debug!(error = %e, "kernel inode invalidation");
+        }
+    }
 }
 
 /// The FUSE connection number of the mount (minor of its device), for aborting it.

@@ -77,6 +77,14 @@ pub enum PackError {
         /// Which check failed.
         what: String,
     },
+    /// The record is encrypted and no key for it is loaded (the vault is locked).
+    #[error("{pack} at {offset}: encrypted chunk and the vault is locked")]
+    Locked {
+        /// The pack.
+        pack: PackId,
+        /// Where.
+        offset: u64,
+    },
     /// The chunk is not in the pack named by its chunk record.
     #[error("{pack}: chunk {hash} not found")]
     Missing {

@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use bytes::Bytes;
 
+use super::cipher::ChunkCipher;
 use super::compress::{self, Stored};
 use super::hash::ChunkHasher;
 use super::pack::{self, Location, PackError};
@@ -83,6 +84,8 @@ pub struct PackStore {
     /// Bumped by GC before it decides which records of a pack to drop (see
     /// [`PackStore::drop_epoch`]).
     drop_epoch: AtomicU64,
+    /// What opens encrypted records: set while the vault is unlocked.
+    cipher: RwLock<Option<Arc<dyn ChunkCipher>>>,
 }
 
 /// The file of pack `id` in pack directory `dir`: the one place that names pack files,
@@ -168,6 +171,7 @@ impl PackStore {
             dirty: AtomicBool::new(false),
             reserve_bytes: space::reserve_for(dir),
             drop_epoch: AtomicU64::new(0),
+            cipher: RwLock::new(None),
         };
         Ok((store, report))
     }
@@ -243,7 +247,13 @@ impl PackStore {
         plain_len: u32,
         stored: &Stored,
     ) -> Result<PackId, PackError> {
-        let head = pack::record_head(hash, stored.codec, plain_len, None, &stored.bytes);
+        let head = pack::record_head(
+            hash,
+            stored.codec,
+            plain_len,
+            stored.nonce.as_ref(),
+            &stored.bytes,
+        );
         let rec_len = (head.len() + stored.bytes.len()) as u64;
         self.check_space(rec_len)?;
         let mut a = self.lock_writer();
@@ -307,13 +317,56 @@ impl PackStore {
             at.loc().offset,
             pack::read_record(at.file(), pack_id, at.loc(), hash)?,
         );
-        let plain = compress::decompress(rec.header.codec, rec.payload, plain_len as usize)
-            .map_err(|e| PackError::Corrupt {
+        let codec = rec.header.codec;
+        let payload = match rec.nonce {
+            None => rec.payload,
+            Some(nonce) => self.open_sealed(pack_id, offset, &rec.header, &nonce, &rec.payload)?,
+        };
+        let plain = compress::decompress(codec, payload, plain_len as usize).map_err(|e| {
+            PackError::Corrupt {
                 pack: pack_id,
                 offset,
                 what: e.to_string(),
-            })?;
+            }
+        })?;
         Ok(plain)
+    }
+
+    /// Decrypts an encrypted record's payload with the loaded cipher.
+    fn open_sealed(
+        &self,
+        pack_id: PackId,
+        offset: u64,
+        header: &pack::RecordHeader,
+        nonce: &[u8; pack::NONCE_LEN],
+        payload: &[u8],
+    ) -> Result<Bytes, PackError> {
+        let cipher = self.cipher().ok_or(PackError::Locked {
+            pack: pack_id,
+            offset,
+        })?;
+        let plain = cipher
+            .open(&header.hash, header.codec, header.plain_len, nonce, payload)
+            .ok_or_else(|| PackError::Corrupt {
+                pack: pack_id,
+                offset,
+                what: "encrypted chunk failed authentication".into(),
+            })?;
+        Ok(Bytes::from(plain))
+    }
+
+    /// The cipher loaded by [`PackStore::set_cipher`], if any.
+    pub fn cipher(&self) -> Option<Arc<dyn ChunkCipher>> {
+        self.cipher
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Loads (`Some`) or drops (`None`) the cipher that opens encrypted records; the
+    /// vault's unlock and lock. Reads of encrypted records fail with `Locked` without one.
+    pub fn set_cipher(&self, cipher: Option<Arc<dyn ChunkCipher>>) {
+        *self.cipher.write().unwrap_or_else(|p| p.into_inner()) = cipher;
     }
 
     /// Appends the plain bytes of a chunk to `out`. A raw record is read straight into

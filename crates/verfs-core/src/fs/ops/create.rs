@@ -3,7 +3,7 @@
 use crate::error::{FsError, FsResult};
 use crate::fs::ops::acl::{inherit, ACL_ACCESS, ACL_DEFAULT};
 use crate::fs::{check_name, Attr, Caller, FileOpen, Fs};
-use crate::meta::{Dirent, Inode, Reader, WriteTxn};
+use crate::meta::{Dirent, Inode, Reader, WriteTxn, INODE_FLAG_VAULT};
 use crate::types::{FileHandle, FileKind, Ino, Timestamp};
 
 /// Longest symlink target (PATH_MAX including the terminating NUL).
@@ -73,9 +73,9 @@ impl Fs {
                 target: None,
             },
         )?;
-        let fh = self
-            .handles
-            .open_file(FileOpen::from_flags(attr.ino, flags));
+        let mut open = FileOpen::from_flags(attr.ino, flags);
+        open.vault = self.vault_stamp(&attr)?;
+        let fh = self.handles.open_file(open);
         Ok((attr, fh))
     }
 
@@ -159,6 +159,7 @@ impl Fs {
         self.engine.meta.write(|txn| {
             let now = Timestamp::now();
             let mut p = live_dir(txn, parent)?;
+            self.vault_open(&p)?;
             if txn.dirent(parent, name)?.is_some() {
                 return Err(FsError::Exists);
             }
@@ -246,7 +247,8 @@ fn new_inode(
         ctime: now,
         crtime: now,
         rdev: node.rdev,
-        flags: 0,
+        // A new inode is in the vault exactly when its directory is.
+        flags: parent.flags & INODE_FLAG_VAULT,
         generation: 0,
         data_version: 0,
         parent: parent.ino,
@@ -263,6 +265,7 @@ impl FileOpen {
             read: acc == libc::O_RDONLY || acc == libc::O_RDWR,
             write: acc == libc::O_WRONLY || acc == libc::O_RDWR,
             window: Default::default(),
+            vault: None,
         }
     }
 }
@@ -288,6 +291,11 @@ impl Fs {
             if inode.kind == FileKind::Dir {
                 return Err(FsError::Perm);
             }
+            if (p.flags ^ inode.flags) & INODE_FLAG_VAULT != 0 {
+                // A link across the vault's boundary would give one file two domains.
+                return Err(FsError::CrossDevice);
+            }
+            self.vault_open(&p)?;
             if inode.nlink == 0 {
                 return Err(FsError::NotFound);
             }

@@ -53,6 +53,7 @@ impl Fs {
                     listing: Some(self.snapshot_entries()),
                     view: self.engine.meta.view()?,
                     cursor: None,
+                    vault: None,
                 }));
             }
         };
@@ -61,12 +62,14 @@ impl Fs {
         if inode.kind != FileKind::Dir {
             return Err(FsError::NotDir);
         }
+        let vault = self.vault_stamp(&inode)?;
         Ok(self.handles.open_dir(DirStream {
             ino,
             tree,
             listing: None,
             view,
             cursor: None,
+            vault,
         }))
     }
 
@@ -83,6 +86,7 @@ impl Fs {
     ) -> FsResult<()> {
         let stream = self.handles.dir(fh)?;
         let mut s = stream.lock().unwrap_or_else(|p| p.into_inner());
+        self.vault_check_stamp(s.vault)?;
         if let Some(listing) = &s.listing {
             return self.list_snapdir(listing, offset, plus, add);
         }

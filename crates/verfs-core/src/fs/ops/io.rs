@@ -16,13 +16,16 @@ impl Fs {
     ///
     /// Fails with `NotFound` if the inode is gone, `IsDir` for a directory.
     pub fn open(&self, _caller: Caller, ino: Ino, flags: i32) -> FsResult<FileHandle> {
-        let open = FileOpen::from_flags(ino, flags);
+        let mut open = FileOpen::from_flags(ino, flags);
         let (tree, stored) = match self.node(ino)? {
             Node::Stored(Tree::Live, i) => (Tree::Live, i),
             Node::Stored(tree, i) if !open.write && flags & libc::O_TRUNC == 0 => (tree, i),
             Node::Stored(..) => return Err(FsError::ReadOnly),
             Node::SnapDir => return Err(FsError::IsDir),
         };
+        if let Some(inode) = self.view_of(tree)?.inode(stored)? {
+            open.vault = self.vault_stamp(&inode)?;
+        }
         let fh = self.handles.open_file(open);
         let check = self.view_of(tree).and_then(|v| match v.inode(stored)? {
             None => Err(FsError::NotFound),
@@ -47,6 +50,7 @@ impl Fs {
         if f.ino != ino {
             return Err(FsError::BadHandle);
         }
+        self.vault_check_stamp(f.vault)?;
         let ino = match self.node(ino)? {
             Node::Stored(Tree::Live, i) => i,
             Node::Stored(tree, i) => {
@@ -89,7 +93,10 @@ impl Fs {
             return done(Err(e));
         }
         match self.handles.file(fh) {
-            Ok(f) if f.ino == ino && f.write => self.batcher.write(ino, offset, data, done),
+            Ok(f) if f.ino == ino && f.write => match self.vault_check_stamp(f.vault) {
+                Ok(()) => self.batcher.write(ino, offset, data, done),
+                Err(e) => done(Err(e)),
+            },
             Ok(_) | Err(_) => done(Err(FsError::BadHandle)),
         }
     }
@@ -146,16 +153,17 @@ impl Fs {
         len: u64,
         done: Done<u32>,
     ) {
-        let readable = self
-            .handles
-            .file(fh_in)
-            .is_ok_and(|f| f.ino == ino_in && f.read);
-        let writable = self
-            .handles
-            .file(fh_out)
-            .is_ok_and(|f| f.ino == ino_out && f.write);
-        if !readable || !writable {
+        let (Ok(f_in), Ok(f_out)) = (self.handles.file(fh_in), self.handles.file(fh_out)) else {
             return done(Err(FsError::BadHandle));
+        };
+        if f_in.ino != ino_in || !f_in.read || f_out.ino != ino_out || !f_out.write {
+            return done(Err(FsError::BadHandle));
+        }
+        let stamps = self
+            .vault_check_stamp(f_in.vault)
+            .and_then(|()| self.vault_check_stamp(f_out.vault));
+        if let Err(e) = stamps {
+            return done(Err(e));
         }
         if let Err(e) = self.live(ino_out) {
             return done(Err(e));
@@ -169,8 +177,10 @@ impl Fs {
         if let Some((tree, i)) = source {
             return self.copy_out_of_snapshot(tree, i, off_in, ino_out, off_out, len, done);
         }
-        if ino_in == ino_out {
-            // Overlapping ranges of one file: copy the bytes.
+        if ino_in == ino_out || f_in.vault.is_some() != f_out.vault.is_some() {
+            // Overlapping ranges of one file, or across the vault's boundary (where
+            // chunks are never shared, so the bytes are stored in the destination's
+            // domain): copy the bytes.
             let n = len.min(MAX_COPY) as u32;
             return match self.engine.read(ino_in, off_in, n) {
                 Ok(data) if data.is_empty() => done(Ok(0)),

@@ -30,6 +30,7 @@ impl Fs {
         if dir.kind != FileKind::Dir {
             return Err(FsError::NotDir);
         }
+        self.vault_open(&dir)?;
         let ino = match name {
             b"." => parent,
             b".." if tree != Tree::Live && parent == Ino::ROOT => {

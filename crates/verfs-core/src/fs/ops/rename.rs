@@ -5,7 +5,7 @@ use crate::error::{FsError, FsResult};
 use crate::fs::ops::create::live_dir;
 use crate::fs::ops::remove::{drop_link, remove_dir_entry, touch_dir};
 use crate::fs::{check_name, Caller, Fs};
-use crate::meta::{Dirent, Reader, WriteTxn};
+use crate::meta::{Dirent, Inode, Reader, WriteTxn, INODE_FLAG_VAULT};
 use crate::types::{FileKind, Ino, Timestamp};
 
 /// renameat2 flag: fail if the target exists.
@@ -78,6 +78,15 @@ impl Fs {
     }
 }
 
+/// Refuses a move between the vault and the rest with EXDEV, so `mv` copies the file
+/// and it is re-encoded in its new domain.
+fn same_domain(a: &Inode, b: &Inode) -> FsResult<()> {
+    if (a.flags ^ b.flags) & INODE_FLAG_VAULT != 0 {
+        return Err(FsError::CrossDevice);
+    }
+    Ok(())
+}
+
 /// Whether `dir` is `ancestor` or lies below it.
 fn is_within(txn: &WriteTxn, mut dir: Ino, ancestor: Ino) -> FsResult<bool> {
     for _ in 0..4096 {
@@ -101,8 +110,7 @@ fn move_entry(
     noreplace: bool,
     keep: bool,
 ) -> FsResult<()> {
-    live_dir(txn, src.dir)?;
-    live_dir(txn, dst.dir)?;
+    same_domain(&live_dir(txn, src.dir)?, &live_dir(txn, dst.dir)?)?;
     let s = txn.dirent(src.dir, src.name)?.ok_or(FsError::NotFound)?;
     if s.kind == FileKind::Dir && dst.dir != src.dir && is_within(txn, dst.dir, s.ino)? {
         return Err(FsError::Inval);
@@ -135,8 +143,7 @@ fn move_entry(
 }
 
 fn exchange(txn: &mut WriteTxn, a: Side<'_>, b: Side<'_>) -> FsResult<()> {
-    live_dir(txn, a.dir)?;
-    live_dir(txn, b.dir)?;
+    same_domain(&live_dir(txn, a.dir)?, &live_dir(txn, b.dir)?)?;
     let ea = txn.dirent(a.dir, a.name)?.ok_or(FsError::NotFound)?;
     let eb = txn.dirent(b.dir, b.name)?.ok_or(FsError::NotFound)?;
     if a.dir != b.dir {
