@@ -3,6 +3,7 @@
 # and fails if any test fails. Needs root, fuse3 and the release binary.
 #
 #   scripts/pjdfstest.sh            (installs pjdfstest with cargo if missing)
+#   scripts/pjdfstest.sh --vault    (the same suite inside an unlocked /.vault)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/verfsnext
@@ -25,7 +26,14 @@ PID=$!
 for _ in $(seq 200); do grep -q " $W/mnt fuse.verfsnext " /proc/mounts && break; sleep 0.1; done
 grep -q " $W/mnt fuse.verfsnext " /proc/mounts || { cat "$W/daemon.log"; exit 1; }
 
-(cd "$W/mnt" && timeout 1200 pjdfstest -p "$W/mnt") | tee "$W/pjdfstest.log" | grep -v " ok$" || true
+TARGET="$W/mnt"
+if [ "${1:-}" = "--vault" ]; then
+  mkdir -m 0700 "$W/keys"
+  echo "pjdfstest-vault-password" | timeout 60 "$BIN" crypt -c --key-dir "$W/keys" --data-dir "$W/data"
+  TARGET="$W/mnt/.vault"
+  chmod 755 "$TARGET"  # reachable by the suite's unprivileged users, like the root
+fi
+(cd "$TARGET" && timeout 1200 pjdfstest -p "$TARGET") | tee "$W/pjdfstest.log" | grep -v " ok$" || true
 summary=$(grep '^Summary:' "$W/pjdfstest.log" || echo "Summary: missing")
 echo "$summary"
 kill -INT "$PID"

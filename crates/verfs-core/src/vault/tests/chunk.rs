@@ -164,3 +164,36 @@ fn oversized_payload_is_refused() {
         Err(VaultError::ChunkTooLarge(_))
     ));
 }
+
+/// Throughput of seal and open on 64 KiB chunks and of the chunk id, printed; run with
+/// `cargo test --release -p verfs-core --lib seal_open_throughput -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn seal_open_throughput() {
+    let (_, _, vault) = new_vault(b"pw");
+    let plain = vec![0x5Au8; 64 << 10];
+    let id = ChunkHash([1; 16]);
+    let rounds = 4096;
+    let mib = (rounds * plain.len()) as f64 / (1 << 20) as f64;
+    let t = std::time::Instant::now();
+    let mut sealed = Vec::new();
+    for _ in 0..rounds {
+        sealed = ok(vault.seal_chunk(id, 0, plain.len() as u32, &plain)).1;
+    }
+    let seal = mib / t.elapsed().as_secs_f64();
+    let (nonce, s) = ok(vault.seal_chunk(id, 0, plain.len() as u32, &plain));
+    let t = std::time::Instant::now();
+    for _ in 0..rounds {
+        ok(vault.open_chunk(id, 0, plain.len() as u32, &nonce, &s));
+    }
+    let open = mib / t.elapsed().as_secs_f64();
+    let t = std::time::Instant::now();
+    for _ in 0..rounds {
+        std::hint::black_box(vault.chunk_id(&plain));
+    }
+    let ids = mib / t.elapsed().as_secs_f64();
+    println!(
+        "seal {seal:.0} MiB/s, open {open:.0} MiB/s, chunk id {ids:.0} MiB/s ({} bytes)",
+        sealed.len()
+    );
+}
