@@ -25,6 +25,17 @@ fn small_file_small_ops() {
     });
 }
 
+/// The random mix on files inside the vault: sealed chunks, keyed-BLAKE3 ids, decryption
+/// on every read.
+#[test]
+fn in_vault() {
+    drive::random(Variant {
+        ops: 600,
+        vault: true,
+        ..Variant::small("in_vault")
+    });
+}
+
 #[test]
 fn large_file_large_ops() {
     drive::random(Variant {

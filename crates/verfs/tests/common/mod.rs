@@ -310,6 +310,32 @@ impl TestFs {
         status
     }
 
+    /// Creates the vault (`crypt -c`, password on stdin, key file in the test dir) and
+    /// leaves it unlocked; returns the key file's path.
+    pub fn create_vault(&self, password: &str) -> PathBuf {
+        let keys = self.dir().join("vault-keys");
+        fs::create_dir_all(&keys).expect("key dir");
+        let mut child = self
+            .command("timeout")
+            .args(["120", BIN.as_str(), "crypt", "-c", "--key-dir"])
+            .arg(&keys)
+            .arg("--data-dir")
+            .arg(&self.data)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn crypt -c");
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().expect("stdin");
+            writeln!(stdin, "{password}").expect("password to crypt -c");
+        }
+        let out = child.wait_with_output().expect("crypt -c");
+        assert!(out.status.success(), "crypt -c: {out:?}");
+        keys.join("verfsnext.vault.key")
+    }
+
     /// `verfsnext gc ARGS... --data-dir DATA` against the running daemon.
     pub fn gc_cmd(&self, args: &[&str]) -> std::process::Output {
         self.command("timeout")

@@ -20,7 +20,11 @@ fn setup(v: &Variant) -> Option<(TestFs, Hogs, Runner)> {
         return None;
     }
     let hogs = Hogs::start(v.hogs);
-    let mnt = fs.mnt.clone();
+    let mut mnt = fs.mnt.clone();
+    if v.vault {
+        fs.create_vault("model-vault-password");
+        mnt = mnt.join(".vault");
+    }
     let r = Runner::new(v.clone(), &mnt);
     Some((fs, hogs, r))
 }

@@ -30,6 +30,8 @@ pub struct Variant {
     /// Only ops the kernel sends as one request (for crash checks against op-boundary
     /// states): lengths up to `max_len` (keep it ≤ 64 KiB), mmap writes inside one page.
     pub atomic_only: bool,
+    /// Keep both files inside an unlocked `/.vault` (the encrypted data path).
+    pub vault: bool,
 }
 
 impl Variant {
@@ -47,6 +49,7 @@ impl Variant {
             reopen_every: 0,
             hogs: 0,
             atomic_only: false,
+            vault: false,
         }
     }
 
