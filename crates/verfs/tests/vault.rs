@@ -913,6 +913,12 @@ fn vault_snapshot_hides_vault_while_locked() {
     fs.snapshot_ok(&["create", "s1"]);
     // The live file changes after the snapshot; the snapshot keeps the old bytes.
     sh_ok(&format!("printf '%s' '{new}' > {f}"));
+    // Looked at while unlocked, so the kernel has the snapshot's `.vault` entry (and
+    // its file) cached when the lock comes: the lock must make it forget them.
+    sh_ok(&format!(
+        "ls -la {s}/.vault/ >/dev/null && stat {s}/.vault/f.txt >/dev/null",
+        s = fs.m(".snapshots/s1")
+    ));
     lock(&fs);
 
     let s1 = fs.m(".snapshots/s1");

@@ -359,11 +359,15 @@ impl Fs {
             .clone()
     }
 
-    /// Tells the kernel to drop `/.vault`'s dentry tree and the pages of every vault
-    /// inode that has an open handle (those inodes stay cached while open).
+    /// Tells the kernel to drop `/.vault`'s dentry tree, in the live root and in every
+    /// snapshot's root, and the pages of every vault inode that has an open handle
+    /// (those inodes stay cached while open).
     fn forget_vault_in_kernel(&self) {
         let Some(n) = self.notifier() else { return };
         n.inval_entry(Ino::ROOT, VAULT_NAME);
+        for (_, root) in self.snapshot_entries() {
+            n.inval_entry(root, VAULT_NAME);
+        }
         for ino in self.handles.vault_inodes() {
             n.inval_inode(ino);
         }
