@@ -9,12 +9,14 @@
 #      the (c) percentiles are taken over the reads that completed while GC ran. Each
 #      VerFSNext read run starts on a fresh mount (empty chunk cache) and every run after
 #      `drop_caches`.
-#   2. `dd bs=1M conv=fsync` of $WRITE_MIB MiB of pre-generated random data: alone,
-#      during a GC that rewrites packs to reclaim ~$GC_MIB MiB, alone again; MiB/s and
-#      the ratio against the mean of the two runs without GC.
+#   2. `dd bs=1M conv=fsync` of $WRITE_MIB MiB of pre-generated random data, alone and
+#      started 0.2 s after a `gc run` that rewrites packs to reclaim ~$GC_MIB MiB, in
+#      $WRITE_ROUNDS rounds (alternating which goes first); MiB/s, medians and ratios, and
+#      how much of the dd the GC overlapped.
 #   3. GC seconds per GiB reclaimed (`gc run --wait --json`): whole packs dead (the
 #      writer's data of 1b, removal only) and packs half dead (two files written
-#      interleaved, one deleted: rewrites), on an otherwise idle mount; plus the run of 1c.
+#      interleaved, one deleted: rewrites), on an otherwise idle mount; plus the runs of
+#      1c (under reads) and 2 (under dd).
 #   4. (THRESHOLDS non-empty) the rewrite threshold: for each
 #      gc_pack_rewrite_min_reclaim_percent, a fresh data dir with three groups of files
 #      written concurrently (7, 3 and 2 files of $THR_FILE_MIB MiB), one file of each
@@ -27,8 +29,10 @@
 # at the end unless KEEP=1. Peak disk use at the defaults: ~20 GiB.
 #
 #   [VERFS_BIN=BIN] [READ_MIB=1024] [FIO_SECS=20] [GC_MIB=1024] [WRITE_MIB=1024]
-#   [WRITER_MIB=1024] [THRESHOLDS="10 20 40"] [THR_FILE_MIB=128] [KEEP=0]
+#   [WRITE_ROUNDS=3] [WRITER_MIB=1024] [THRESHOLDS="10 20 40"] [THR_FILE_MIB=128] [KEEP=0]
 #   bench/gc.sh [WORKDIR]
+# Quick check of the script itself (~2 minutes): READ_MIB=128 FIO_SECS=4 GC_MIB=128
+# WRITE_MIB=128 WRITER_MIB=64 THR_FILE_MIB=16 bench/gc.sh
 set -euo pipefail
 shopt -s inherit_errexit
 W=${1:-$(mktemp -d /var/tmp/verfs-gcbench.XXXXXX)}
@@ -42,6 +46,7 @@ FIO_SECS=${FIO_SECS:-20}        # each read run
 GC_MIB=${GC_MIB:-1024}          # each file of the interleaved pairs of rows 2 and 3
 WRITE_MIB=${WRITE_MIB:-1024}    # each dd of row 2
 WRITER_MIB=${WRITER_MIB:-1024}  # one pass of the looping writer of 1b
+WRITE_ROUNDS=${WRITE_ROUNDS:-3} # rounds of row 2
 THRESHOLDS=${THRESHOLDS-10 20 40}
 THR_FILE_MIB=${THR_FILE_MIB:-128}
 KEEP=${KEEP:-0}
@@ -101,6 +106,7 @@ print(v)' "$1"
 now() { echo "$EPOCHREALTIME"; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.2f", b-a}'; }
 div() { awk -v a="$1" -v b="$2" -v f="${3:-%.2f}" 'BEGIN{print (b>0)?sprintf(f,a/b):"-"}'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END{print v[int((NR+1)/2)]}'; }
 mib() { awk -v b="$1" 'BEGIN{printf "%.0f", b/1048576}'; }
 # row LABEL VALUE BASELINE GOAL: BASELINE "-" for none.
 row() {
@@ -221,19 +227,12 @@ dd_write() {
 T0=$(now)
 echo "date: $(date -u '+%F %T UTC'); machine: $(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GiB, $(uname -r)"
 echo "binary: $BIN ($("$BIN" --version), built $(date -u -r "$BIN" '+%F %T UTC')); work dir $W ($(df -h --output=source,fstype "$W" | tail -1 | tr -s ' '))"
-echo "sizes: READ_MIB=$READ_MIB FIO_SECS=$FIO_SECS GC_MIB=$GC_MIB WRITE_MIB=$WRITE_MIB WRITER_MIB=$WRITER_MIB THRESHOLDS='$THRESHOLDS' THR_FILE_MIB=$THR_FILE_MIB"
+echo "sizes: READ_MIB=$READ_MIB FIO_SECS=$FIO_SECS GC_MIB=$GC_MIB WRITE_MIB=$WRITE_MIB WRITE_ROUNDS=$WRITE_ROUNDS WRITER_MIB=$WRITER_MIB THRESHOLDS='$THRESHOLDS' THR_FILE_MIB=$THR_FILE_MIB"
 echo "load before: $(load)"
 ( while :; do echo "$(date +%T) $(cut -d' ' -f1-3 /proc/loadavg)" >>"$W/load.txt"; sleep 15; done ) &
 LOADPID=$!
 
 # --- inputs ----------------------------------------------------------------------------
-# Three distinct random files for the dd rows, on the native disk, read once so dd reads
-# them from the page cache.
-for i in 1 2 3; do
-  timeout 600 fio --name=gen --filename="$W/src/w$i.bin" --rw=write --bs=1M --size="${WRITE_MIB}M" \
-    --ioengine=psync --refill_buffers --randrepeat=0 >/dev/null
-done
-timeout 600 cat "$W"/src/w*.bin >/dev/null
 timeout 60 bindfs -o big_writes "$BSRC" "$BMNT"
 mount_fs "$W/data"
 s=$(now)
@@ -241,8 +240,7 @@ fio_write "$READ_MIB" "$MNT/read.bin" "$MNT/partner.bin"  # read.bin shares its 
 info "read.bin + partner.bin ($READ_MIB MiB each, concurrently): $(since "$s") s"
 s=$(now)
 fio_write "$GC_MIB" "$MNT/x1.bin" "$MNT/y1.bin"
-fio_write "$GC_MIB" "$MNT/x2.bin" "$MNT/y2.bin"
-info "x1+y1, then x2+y2 ($GC_MIB MiB each, each pair concurrently): $(since "$s") s"
+info "x1+y1 ($GC_MIB MiB each, concurrently): $(since "$s") s"
 fio_write "$READ_MIB" "$BMNT/read.bin"
 settle
 info "$(packs)"
@@ -328,30 +326,51 @@ gc_run rewrite >/dev/null
 gc_info rewrite
 
 # --- 2: write throughput during a GC that rewrites packs ---------------------------------
-timeout 300 rm -f "$MNT/y2.bin"
-settle
-info "after deleting y2.bin: $(packs)"
-w_base1=$(dd_write "$W/src/w1.bin" "$MNT/w1.bin")
-settle
-( gc_run write >/dev/null ) &
-GP=$!
-sleep 0.2  # the run started
-w_gc=$(dd_write "$W/src/w2.bin" "$MNT/w2.bin")
-read -r ds de <"$OUT/dd.t"
-wait "$GP"
-read -r gs ge <"$OUT/gc-write.t"
-settle
-w_base2=$(dd_write "$W/src/w3.bin" "$MNT/w3.bin")
-gc_info write
-overlap=$(awk -v a="$ds" -v b="$de" -v c="$gs" -v d="$ge" 'BEGIN{o=((b<d)?b:d)-((a>c)?a:c); printf "%.0f", (o>0?o:0)*100/(b-a)}')
-info "dd MiB/s: without GC $w_base1, during GC $w_gc, without GC again $w_base2; GC ran" \
-  "$(awk -v a="$gs" -v b="$ge" 'BEGIN{printf "%.1f", b-a}') s, the dd $(awk -v a="$ds" -v b="$de" 'BEGIN{printf "%.1f", b-a}') s, overlapping $overlap% of the dd"
-w_base=$(awk -v a="$w_base1" -v b="$w_base2" 'BEGIN{printf "%.0f", (a+b)/2}')
-row "dd write MiB/s during GC (base: mean without GC)" "$w_gc" "$w_base" ">= 0.70"
+# WRITE_ROUNDS rounds, each: a fresh interleaved pair (x, y) of GC_MIB, y deleted, then a
+# dd without GC and a dd started 0.2 s after `gc run` (order alternating by round), each
+# of a fresh random source on the native disk (synced, in the page cache).
+new_src() {
+  rm -f "$W/src/w.bin"
+  timeout 600 fio --name=gen --filename="$W/src/w.bin" --rw=write --bs=1M --size="${WRITE_MIB}M" \
+    --ioengine=psync --refill_buffers --randrepeat=0 --end_fsync=1 >/dev/null
+  timeout 600 cat "$W/src/w.bin" >/dev/null
+}
+wb=(); wg=(); wr=()
+for r in $(seq "$WRITE_ROUNDS"); do
+  fio_write "$GC_MIB" "$MNT/x2-$r.bin" "$MNT/y2-$r.bin"
+  timeout 300 rm -f "$MNT/y2-$r.bin"
+  settle
+  order="base gc"
+  [ $((r % 2)) = 0 ] && order="gc base"
+  for kind in $order; do
+    new_src
+    if [ "$kind" = base ]; then
+      wb+=("$(dd_write "$W/src/w.bin" "$MNT/wb$r.bin")")
+    else
+      ( gc_run "write$r" >/dev/null ) &
+      GP=$!
+      sleep 0.2  # the run started
+      wg+=("$(dd_write "$W/src/w.bin" "$MNT/wg$r.bin")")
+      read -r ds de <"$OUT/dd.t"
+      wait "$GP"
+      read -r gs ge <"$OUT/gc-write$r.t"
+    fi
+    settle
+  done
+  gc_info "write$r"
+  overlap=$(awk -v a="$ds" -v b="$de" -v c="$gs" -v d="$ge" 'BEGIN{o=((b<d)?b:d)-((a>c)?a:c); printf "%.0f", (o>0?o:0)*100/(b-a)}')
+  wr+=("$(div "${wg[-1]}" "${wb[-1]}")")
+  info "round $r ($order): dd MiB/s without GC ${wb[-1]}, during GC ${wg[-1]} (ratio ${wr[-1]}); GC ran" \
+    "$(awk -v a="$gs" -v b="$ge" 'BEGIN{printf "%.1f", b-a}') s, the dd $(awk -v a="$ds" -v b="$de" 'BEGIN{printf "%.1f", b-a}') s, overlapping $overlap% of the dd"
+done
+rm -f "$W/src/w.bin"
+spgs=(); for r in $(seq "$WRITE_ROUNDS"); do spgs+=("$(spg "write$r")"); done
+row "dd write MiB/s during GC, median of $WRITE_ROUNDS (base: without)" "$(median "${wg[@]}")" "$(median "${wb[@]}")" ">= 0.70"
+row "  the same, median of the per-round ratios" "$(median "${wr[@]}")" - ">= 0.70"
 row "GC s/GiB reclaimed: whole packs removed" "$(spg removal)" - ""
 row "GC s/GiB reclaimed: packs rewritten, idle mount" "$(spg rewrite)" - ""
 row "GC s/GiB reclaimed: packs rewritten, under 4k reads" "$(spg rewrite-reads)" - ""
-row "GC s/GiB reclaimed: packs rewritten, under dd" "$(spg write)" - ""
+row "GC s/GiB reclaimed: packs rewritten, under dd (median)" "$(median "${spgs[@]}")" - ""
 umount_fs
 
 # --- 4: rewrite threshold ----------------------------------------------------------------
