@@ -144,6 +144,7 @@ EOF
 # fio_read FILE TAG [SECS]: 4 KiB random reads of FILE, per-I/O latency log $OUT/TAG_clat.1.log.
 fio_read() {
   local secs=${3:-$FIO_SECS}
+  now >"$OUT/$2.start"
   timeout -s INT $((secs + 300)) fio --name=randread --filename="$1" --rw=randread --bs=4k --direct=1 \
     --ioengine=psync --time_based --runtime="$secs" --randrepeat=0 --write_lat_log="$OUT/$2" \
     --log_avg_msec=0 --log_unix_epoch=1 --output-format=json >"$OUT/$2.json" 2>>"$OUT/fio.err" || true
@@ -289,6 +290,7 @@ timeout 300 rm -f "$MNT/partner.bin"
 settle
 remount; drop
 info "after deleting partner.bin: $(packs)"
+now >"$OUT/v-gc.start"
 timeout -s INT 3600 fio --name=randread --filename="$MNT/read.bin" --rw=randread --bs=4k --direct=1 \
   --ioengine=psync --time_based --runtime=3000 --randrepeat=0 --write_lat_log="$OUT/v-gc" \
   --log_avg_msec=0 --log_unix_epoch=1 --output-format=json >"$OUT/v-gc.json" 2>>"$OUT/fio.err" &
@@ -306,8 +308,14 @@ info "reads during GC: $(caches)"
 info "after: $(packs)"
 read -r vg_n vg_50 vg_99 vg_max < <(lat v-gc "$gs" "$ge")
 read -r va_n va_50 va_99 va_max < <(lat v-gc)
+# The idle run over the same seconds after its start as GC's window in this one (the
+# first seconds after drop_caches are the slowest).
+read -r i0 <"$OUT/v-idle.start"
+read -r g0 <"$OUT/v-gc.start"
+read -r vs_n vs_50 vs_99 vs_max < <(lat v-idle "$(awk -v a="$i0" -v b="$g0" -v c="$gs" 'BEGIN{printf "%.3f", a+c-b}')" \
+  "$(awk -v a="$i0" -v b="$g0" -v c="$ge" 'BEGIN{printf "%.3f", a+c-b}')")
 info "reads during GC ($(awk -v a="$gs" -v b="$ge" 'BEGIN{printf "%.1f", b-a}') s): $vg_n, p50 $vg_50 us, p99 $vg_99 us, max $vg_max ms;" \
-  "whole run: $va_n, p50 $va_50, p99 $va_99, max $va_max ms"
+  "whole run: $va_n, p50 $va_50, p99 $va_99, max $va_max ms; idle run over the same seconds: $vs_n, p50 $vs_50, p99 $vs_99, max $vs_max ms"
 
 row "4k randread p50, idle (us; base bindfs)" "$vi_50" "$bi_50" ""
 row "4k randread p99, idle (us; base bindfs)" "$vi_99" "$bi_99" ""
@@ -317,6 +325,7 @@ row "  bindfs p99 under writer (us; base bindfs idle)" "$bw_99" "$bi_99" ""
 row "  verfsnext p99 under writer (us; base bindfs writer)" "$vw_99" "$bw_99" ""
 row "4k randread p50, during GC rewrite (us; base own idle)" "$vg_50" "$vi_50" ""
 row "4k randread p99, during GC rewrite (us; base own idle)" "$vg_99" "$vi_99" "(reads keep latency)"
+row "4k randread p99, during GC (us; base idle, same seconds)" "$vg_99" "$vs_99" ""
 row "4k randread max, during GC rewrite (ms; base own idle)" "$vg_max" "$vi_max" ""
 
 # --- 3b: GC rewriting packs on an idle mount --------------------------------------------
