@@ -36,6 +36,18 @@ pub trait ChunkCipher: Send + Sync {
         payload: &[u8],
     ) -> Result<([u8; NONCE_LEN], Vec<u8>), String>;
 
+    /// Decrypts what [`ChunkCipher::seal`] made inside `buf` (ciphertext and tag) and
+    /// returns the payload's length: the payload is `buf[..len]`. `None` when
+    /// authentication fails; `buf` is unspecified then.
+    fn open_in_place(
+        &self,
+        id: &ChunkHash,
+        codec: Codec,
+        plain_len: u32,
+        nonce: &[u8; NONCE_LEN],
+        buf: &mut [u8],
+    ) -> Option<usize>;
+
     /// Decrypts what [`ChunkCipher::seal`] made; `None` when authentication fails (a
     /// damaged, swapped or replayed payload, or another domain's chunk).
     fn open(

@@ -143,6 +143,19 @@ impl ChunkCipher for VaultCipher {
             .map_err(|e| e.to_string())
     }
 
+    fn open_in_place(
+        &self,
+        id: &crate::types::ChunkHash,
+        codec: crate::data::Codec,
+        plain_len: u32,
+        nonce: &[u8; crate::data::pack::NONCE_LEN],
+        buf: &mut [u8],
+    ) -> Option<usize> {
+        self.0
+            .open_chunk_in_place(*id, codec.to_byte(), plain_len, nonce, buf)
+            .ok()
+    }
+
     fn open(
         &self,
         id: &crate::types::ChunkHash,

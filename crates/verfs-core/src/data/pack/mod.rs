@@ -25,7 +25,7 @@ use crate::types::{ChunkHash, PackId};
 mod read;
 mod scan;
 
-pub use read::{read_raw_payload_into, read_record, RecordData};
+pub use read::{read_raw_payload_into, read_record, read_sealed_payload_into, RecordData};
 pub use scan::{
     check_file_header, encode_seal, index_from_scan, is_sealed, read_sealed_index, scan_records,
     ScanResult, SealedIndex,

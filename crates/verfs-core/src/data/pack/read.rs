@@ -107,6 +107,54 @@ pub fn read_raw_payload_into(
     Ok(true)
 }
 
+/// Reads the payload of the encrypted record at `loc` straight onto the end of `out`
+/// (header and nonce to a small buffer with the same `preadv`) and verifies magic,
+/// hash, lengths and CRC, so the caller can decrypt it in place: the vault's read path
+/// makes no copy of the ciphertext. Returns the header and nonce, or `Ok(None)`, with
+/// nothing appended, when the record turns out not to be encrypted.
+///
+/// Fails with `Corrupt` when a check fails, `Io` when the read fails; `out` keeps its
+/// length on failure.
+pub fn read_sealed_payload_into(
+    file: &dyn PackFile,
+    pack: PackId,
+    loc: Location,
+    expect: &ChunkHash,
+    out: &mut Vec<u8>,
+) -> Result<Option<(RecordHeader, [u8; NONCE_LEN])>, PackError> {
+    let len = loc.stored_len as usize;
+    let mut head = [0u8; RECORD_HEADER_LEN + NONCE_LEN];
+    out.reserve(len);
+    let got = file
+        .read_split_at(&mut head, &mut out.spare_capacity_mut()[..len], loc.offset)
+        .map_err(|e| PackError::io(pack, loc.offset, e))?;
+    let header = decode_record_header(pack, loc.offset, &head[..RECORD_HEADER_LEN])?;
+    if &header.hash != expect {
+        return Err(PackError::corrupt(
+            pack,
+            loc.offset,
+            "record hash differs from index",
+        ));
+    }
+    if header.flags & FLAG_ENCRYPTED == 0 {
+        return Ok(None);
+    }
+    if got < head.len() + len || header.stored_len != loc.stored_len {
+        return Err(PackError::corrupt(pack, loc.offset, "record truncated"));
+    }
+    // SAFETY: read_split_at filled the first `len` spare bytes (checked above).
+    let payload = unsafe { std::slice::from_raw_parts(out.as_ptr().add(out.len()), len) };
+    let nonce_bytes = &head[RECORD_HEADER_LEN..];
+    if record_crc(&header.raw(), nonce_bytes, payload) != header.crc {
+        return Err(PackError::corrupt(pack, loc.offset, "record CRC mismatch"));
+    }
+    let mut nonce = [0u8; NONCE_LEN];
+    nonce.copy_from_slice(nonce_bytes);
+    // SAFETY: the `len` bytes after the current length are initialised (see above).
+    unsafe { out.set_len(out.len() + len) };
+    Ok(Some((header, nonce)))
+}
+
 /// Checks a whole record's CRC; returns its nonce and the range of its payload.
 pub(super) fn verify(
     pack: PackId,

@@ -32,6 +32,9 @@ pub use rewrite::{Rewritten, TEMP_SUFFIX};
 use sealed::SealedCache;
 pub(crate) use space::disk_space;
 
+/// Bytes an encrypted payload has beyond its plaintext (the AEAD tag).
+const SEAL_TAG_LEN: usize = 16;
+
 /// Where a chunk record is: in the active pack or in a sealed one.
 enum Located {
     Active(Arc<dyn PackFile>, Location),
@@ -332,6 +335,43 @@ impl PackStore {
         Ok(plain)
     }
 
+    /// The vault's sequential read of an encrypted raw (incompressible) chunk: the
+    /// ciphertext is read onto the end of `out` and decrypted there, no copy made.
+    /// Returns `false`, `out` unchanged, when the record is not an encrypted raw one.
+    fn read_sealed_raw_into(
+        &self,
+        cipher: &dyn ChunkCipher,
+        at: &Located,
+        (pack_id, hash, plain_len): (PackId, &ChunkHash, u32),
+        out: &mut Vec<u8>,
+    ) -> Result<bool, PackError> {
+        let start = out.len();
+        let Some((h, nonce)) =
+            pack::read_sealed_payload_into(at.file(), pack_id, at.loc(), hash, out)?
+        else {
+            return Ok(false);
+        };
+        if h.codec != compress::Codec::Raw || h.plain_len != plain_len {
+            out.truncate(start);
+            return Ok(false);
+        }
+        let opened = cipher.open_in_place(hash, h.codec, h.plain_len, &nonce, &mut out[start..]);
+        match opened {
+            Some(n) if n == plain_len as usize => {
+                out.truncate(start + n);
+                Ok(true)
+            }
+            _ => {
+                out.truncate(start);
+                Err(PackError::Corrupt {
+                    pack: pack_id,
+                    offset: at.loc().offset,
+                    what: "encrypted chunk failed authentication".into(),
+                })
+            }
+        }
+    }
+
     /// Decrypts an encrypted record's payload with the loaded cipher.
     fn open_sealed(
         &self,
@@ -385,6 +425,13 @@ impl PackStore {
             && pack::read_raw_payload_into(at.file(), pack_id, at.loc(), hash, out)?
         {
             return Ok(());
+        }
+        if at.loc().stored_len as usize == plain_len as usize + SEAL_TAG_LEN {
+            if let Some(cipher) = self.cipher() {
+                if self.read_sealed_raw_into(&*cipher, &at, (pack_id, hash, plain_len), out)? {
+                    return Ok(());
+                }
+            }
         }
         let plain = self.read(pack_id, hash, plain_len)?;
         out.extend_from_slice(&plain);
