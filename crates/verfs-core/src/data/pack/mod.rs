@@ -104,6 +104,11 @@ impl PackError {
         }
     }
 
+    /// A `Corrupt` error at `offset` of `pack`.
+    pub(crate) fn corrupt_at(pack: PackId, offset: u64, what: impl Into<String>) -> PackError {
+        Self::corrupt(pack, offset, what)
+    }
+
     fn corrupt(pack: PackId, offset: u64, what: impl Into<String>) -> PackError {
         PackError::Corrupt {
             pack,

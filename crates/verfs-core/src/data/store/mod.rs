@@ -8,6 +8,7 @@
 //! cache (`sealed`). GC's pack rewrite and removal live in `rewrite`.
 
 mod active;
+mod encrypted;
 #[cfg(test)]
 mod fault_tests;
 mod rewrite;
@@ -20,7 +21,6 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use bytes::Bytes;
 
-use super::cipher::ChunkCipher;
 use super::compress::{self, Stored};
 use super::hash::ChunkHasher;
 use super::pack::{self, Location, PackError};
@@ -31,9 +31,6 @@ use active::{ActivePack, ActiveView};
 pub use rewrite::{Rewritten, TEMP_SUFFIX};
 use sealed::SealedCache;
 pub(crate) use space::disk_space;
-
-/// Bytes an encrypted payload has beyond its plaintext (the AEAD tag).
-const SEAL_TAG_LEN: usize = 16;
 
 /// Where a chunk record is: in the active pack or in a sealed one.
 enum Located {
@@ -87,8 +84,9 @@ pub struct PackStore {
     /// Bumped by GC before it decides which records of a pack to drop (see
     /// [`PackStore::drop_epoch`]).
     drop_epoch: AtomicU64,
-    /// What opens encrypted records: set while the vault is unlocked.
-    cipher: RwLock<Option<Arc<dyn ChunkCipher>>>,
+    /// What opens encrypted records, with the plain chunks it opened: set while the
+    /// vault is unlocked, dropped whole when it locks.
+    unlocked: RwLock<Option<Arc<encrypted::Unlocked>>>,
 }
 
 /// The file of pack `id` in pack directory `dir`: the one place that names pack files,
@@ -174,7 +172,7 @@ impl PackStore {
             dirty: AtomicBool::new(false),
             reserve_bytes: space::reserve_for(dir),
             drop_epoch: AtomicU64::new(0),
-            cipher: RwLock::new(None),
+            unlocked: RwLock::new(None),
         };
         Ok((store, report))
     }
@@ -315,6 +313,9 @@ impl PackStore {
         hash: &ChunkHash,
         plain_len: u32,
     ) -> Result<Bytes, PackError> {
+        if let Some(plain) = self.unlocked().and_then(|u| u.cached(hash)) {
+            return Ok(plain);
+        }
         let at = self.locate(pack_id, hash)?;
         let (offset, rec) = (
             at.loc().offset,
@@ -323,7 +324,20 @@ impl PackStore {
         let codec = rec.header.codec;
         let payload = match rec.nonce {
             None => rec.payload,
-            Some(nonce) => self.open_sealed(pack_id, offset, &rec.header, &nonce, &rec.payload)?,
+            Some(nonce) => {
+                let u = self.unlocked().ok_or(PackError::Locked {
+                    pack: pack_id,
+                    offset,
+                })?;
+                if let Some(plain) = u.cached(hash) {
+                    return Ok(plain);
+                }
+                let plain = u.open(pack_id, offset, &rec.header, &nonce, &rec.payload)?;
+                let plain = compress::decompress(codec, plain, plain_len as usize)
+                    .map_err(|e| PackError::corrupt_at(pack_id, offset, e.to_string()))?;
+                u.remember(*hash, plain.clone());
+                return Ok(plain);
+            }
         };
         let plain = compress::decompress(codec, payload, plain_len as usize).map_err(|e| {
             PackError::Corrupt {
@@ -333,80 +347,6 @@ impl PackStore {
             }
         })?;
         Ok(plain)
-    }
-
-    /// The vault's sequential read of an encrypted raw (incompressible) chunk: the
-    /// ciphertext is read onto the end of `out` and decrypted there, no copy made.
-    /// Returns `false`, `out` unchanged, when the record is not an encrypted raw one.
-    fn read_sealed_raw_into(
-        &self,
-        cipher: &dyn ChunkCipher,
-        at: &Located,
-        (pack_id, hash, plain_len): (PackId, &ChunkHash, u32),
-        out: &mut Vec<u8>,
-    ) -> Result<bool, PackError> {
-        let start = out.len();
-        let Some((h, nonce)) =
-            pack::read_sealed_payload_into(at.file(), pack_id, at.loc(), hash, out)?
-        else {
-            return Ok(false);
-        };
-        if h.codec != compress::Codec::Raw || h.plain_len != plain_len {
-            out.truncate(start);
-            return Ok(false);
-        }
-        let opened = cipher.open_in_place(hash, h.codec, h.plain_len, &nonce, &mut out[start..]);
-        match opened {
-            Some(n) if n == plain_len as usize => {
-                out.truncate(start + n);
-                Ok(true)
-            }
-            _ => {
-                out.truncate(start);
-                Err(PackError::Corrupt {
-                    pack: pack_id,
-                    offset: at.loc().offset,
-                    what: "encrypted chunk failed authentication".into(),
-                })
-            }
-        }
-    }
-
-    /// Decrypts an encrypted record's payload with the loaded cipher.
-    fn open_sealed(
-        &self,
-        pack_id: PackId,
-        offset: u64,
-        header: &pack::RecordHeader,
-        nonce: &[u8; pack::NONCE_LEN],
-        payload: &[u8],
-    ) -> Result<Bytes, PackError> {
-        let cipher = self.cipher().ok_or(PackError::Locked {
-            pack: pack_id,
-            offset,
-        })?;
-        let plain = cipher
-            .open(&header.hash, header.codec, header.plain_len, nonce, payload)
-            .ok_or_else(|| PackError::Corrupt {
-                pack: pack_id,
-                offset,
-                what: "encrypted chunk failed authentication".into(),
-            })?;
-        Ok(Bytes::from(plain))
-    }
-
-    /// The cipher loaded by [`PackStore::set_cipher`], if any.
-    pub fn cipher(&self) -> Option<Arc<dyn ChunkCipher>> {
-        self.cipher
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// Loads (`Some`) or drops (`None`) the cipher that opens encrypted records; the
-    /// vault's unlock and lock. Reads of encrypted records fail with `Locked` without one.
-    pub fn set_cipher(&self, cipher: Option<Arc<dyn ChunkCipher>>) {
-        *self.cipher.write().unwrap_or_else(|p| p.into_inner()) = cipher;
     }
 
     /// Appends the plain bytes of a chunk to `out`. A raw record is read straight into
@@ -426,9 +366,9 @@ impl PackStore {
         {
             return Ok(());
         }
-        if at.loc().stored_len as usize == plain_len as usize + SEAL_TAG_LEN {
-            if let Some(cipher) = self.cipher() {
-                if self.read_sealed_raw_into(&*cipher, &at, (pack_id, hash, plain_len), out)? {
+        if at.loc().stored_len as usize == plain_len as usize + encrypted::TAG_LEN {
+            if let Some(u) = self.unlocked() {
+                if u.read_raw_into(&at, (pack_id, hash, plain_len), out)? {
                     return Ok(());
                 }
             }
