@@ -955,3 +955,95 @@ fn vault_snapshot_hides_vault_while_locked() {
     fs.stop();
     fs.assert_no_panic();
 }
+
+/// `copy_file_range` of `len` bytes from `src` to `dst` (both from offset 0), looping on
+/// short copies; returns the bytes copied.
+fn copy_range(src: &str, dst: &str, len: usize) -> usize {
+    use std::os::fd::AsRawFd;
+    let input = File::open(src).expect("open copy source");
+    let output = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(dst)
+        .expect("open copy destination");
+    let (mut off_in, mut off_out, mut done) = (0i64, 0i64, 0usize);
+    while done < len {
+        // SAFETY: both descriptors are open for this call; the offsets are ours.
+        let n = unsafe {
+            libc::copy_file_range(
+                input.as_raw_fd(),
+                &mut off_in,
+                output.as_raw_fd(),
+                &mut off_out,
+                len - done,
+                0,
+            )
+        };
+        assert!(
+            n > 0,
+            "copy_file_range {src} -> {dst}: {}",
+            std::io::Error::last_os_error()
+        );
+        done += n as usize;
+    }
+    done
+}
+
+#[test]
+fn vault_copy_file_range_across_boundary_copies_bytes() {
+    let mut fs = TestFs::new();
+    fs.start();
+    let pass = format!("pw-{}", random_token(16));
+    let key = create_vault(&fs, &pass);
+    let (plain, sealed) = (1usize << 20, 512usize << 10);
+    write_random(&fs.m("src"), plain, 11);
+    write_random(&fs.m(".vault/v2"), sealed, 12);
+    // Plain into the vault and vault out to plain: the bytes must be re-stored in the
+    // destination's domain, never shared as chunks.
+    assert_eq!(copy_range(&fs.m("src"), &fs.m(".vault/dst"), plain), plain);
+    assert_eq!(
+        copy_range(&fs.m(".vault/v2"), &fs.m("out2"), sealed),
+        sealed
+    );
+    let (sum_src, sum_v2) = (sha256(&fs.m("src")), sha256(&fs.m(".vault/v2")));
+    assert_eq!(sha256(&fs.m(".vault/dst")), sum_src);
+    assert_eq!(sha256(&fs.m("out2")), sum_v2);
+    sh_ok(&format!("sync -f {}", fs.m("src")));
+    fs.stop();
+
+    let records = pack_records(&fs);
+    let total = |enc: bool| -> u64 {
+        records
+            .iter()
+            .filter(|r| r.encrypted() == enc)
+            .map(|r| u64::from(r.plain_len))
+            .sum()
+    };
+    // Shared chunks would leave `dst` on src's plain records (encrypted bytes would be
+    // only v2's) and `out2` on v2's encrypted ones (plain bytes only src's).
+    assert!(
+        total(true) >= (plain + sealed) as u64,
+        "encrypted records hold {} plain bytes, want ≥ {}",
+        total(true),
+        plain + sealed
+    );
+    assert!(
+        total(false) >= (plain + sealed) as u64,
+        "plain records hold {} bytes, want ≥ {}",
+        total(false),
+        plain + sealed
+    );
+
+    fs.start();
+    assert_eq!(vault_status(&fs), "locked");
+    assert_eq!(
+        sha256(&fs.m("out2")),
+        sum_v2,
+        "copied-out file reads while locked"
+    );
+    unlock(&fs, &key, &pass, 0);
+    assert_eq!(sha256(&fs.m(".vault/dst")), sum_src);
+    fs.stop();
+    fs.assert_no_panic();
+}
