@@ -34,9 +34,12 @@ impl Unlocked {
     fn new(cipher: Arc<dyn ChunkCipher>) -> Unlocked {
         Unlocked {
             cipher,
+            // LRU, not moka's default TinyLFU admission: a chunk opened for the request
+            // being filled must be admitted even though it was never seen before.
             plain: Cache::builder()
                 .weigher(|_, v: &Bytes| v.len().min(u32::MAX as usize) as u32 + 64)
                 .max_capacity(PLAIN_CACHE_BYTES)
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
                 .build(),
         }
     }
