@@ -19,7 +19,7 @@ use crate::meta::{
 };
 use crate::service::sweep::SweepPace;
 use crate::service::{DataDirLock, GcService, SweepService, SyncService};
-use crate::types::{FileKind, Ino, PackId, Timestamp};
+use crate::types::{Ino, PackId};
 use crate::write::{BatchLimits, Batcher};
 
 fn startup(context: &str) -> impl FnOnce(FsError) -> OpenError + '_ {
@@ -216,28 +216,9 @@ fn ensure_root(meta: &Store) -> Result<(), FsError> {
     if meta.view()?.inode(Ino::ROOT)?.is_some() {
         return Ok(());
     }
-    let now = Timestamp::now();
     // SAFETY: getuid/getgid have no preconditions and cannot fail.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    let root = Inode {
-        ino: Ino::ROOT,
-        kind: FileKind::Dir,
-        perm: 0o755,
-        uid,
-        gid,
-        nlink: 2,
-        size: 0,
-        atime: now,
-        mtime: now,
-        ctime: now,
-        crtime: now,
-        rdev: 0,
-        flags: 0,
-        generation: 0,
-        data_version: 0,
-        parent: Ino::ROOT,
-        blocks: 0,
-    };
+    let root = Inode::new_dir(Ino::ROOT, Ino::ROOT, 0o755, (uid, gid), 0);
     meta.write(|w| w.put_inode(&root))?;
     Ok(())
 }

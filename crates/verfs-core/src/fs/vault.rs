@@ -25,7 +25,7 @@ use crate::error::{FsError, FsResult};
 use crate::fs::node::Tree;
 use crate::fs::Fs;
 use crate::meta::{Dirent, Inode, MetaError, Reader, INODE_FLAG_VAULT};
-use crate::types::{FileKind, Ino, Timestamp};
+use crate::types::{FileKind, Ino};
 use crate::vault::{self, KdfParams, KeyFile, UnlockedVault, VaultError};
 
 /// The vault's name in the root.
@@ -389,24 +389,5 @@ impl Fs {
 
 /// The inode of a new `/.vault`: a root-owned 0700 directory in the vault.
 fn vault_dir_inode(ino: Ino) -> Inode {
-    let now = Timestamp::now();
-    Inode {
-        ino,
-        kind: FileKind::Dir,
-        perm: 0o700,
-        uid: 0,
-        gid: 0,
-        nlink: 2,
-        size: 0,
-        atime: now,
-        mtime: now,
-        ctime: now,
-        crtime: now,
-        rdev: 0,
-        flags: INODE_FLAG_VAULT,
-        generation: 0,
-        data_version: 0,
-        parent: Ino::ROOT,
-        blocks: 0,
-    }
+    Inode::new_dir(ino, Ino::ROOT, 0o700, (0, 0), INODE_FLAG_VAULT)
 }

@@ -86,6 +86,33 @@ pub struct Inode {
 }
 
 impl Inode {
+    /// A new empty directory `ino` in `parent`, created `now`: what the root at first
+    /// mount and `/.vault` at `crypt -c` start as.
+    pub fn new_dir(ino: Ino, parent: Ino, perm: u16, (uid, gid): (u32, u32), flags: u32) -> Inode {
+        let now = Timestamp::now();
+        Inode {
+            ino,
+            kind: FileKind::Dir,
+            perm,
+            uid,
+            gid,
+            nlink: 2,
+            size: 0,
+            atime: now,
+            mtime: now,
+            ctime: now,
+            crtime: now,
+            rdev: 0,
+            flags,
+            generation: 0,
+            data_version: 0,
+            parent,
+            blocks: 0,
+        }
+    }
+}
+
+impl Inode {
     /// Encodes the record value.
     pub(crate) fn encode(&self) -> Vec<u8> {
         let raw = InodeRaw {
