@@ -942,12 +942,23 @@ fn vault_snapshot_hides_vault_while_locked() {
         !sh(&format!("cat {s1}/.vault/f.txt")).status.success(),
         "read the snapshot's vault file while locked"
     );
+    // Nor does `snapshot diff` name anything in it (the file changed since s1).
+    let diff = fs.snapshot_ok(&["diff", "s1"]);
+    assert!(
+        !diff.contains(".vault"),
+        "diff names the locked vault:\n{diff}"
+    );
 
     unlock(&fs, &key, &pass, 0);
     let listing = sh_ok(&format!("ls -a {s1}"));
     assert!(
         listing.lines().any(|l| l == ".vault"),
         "the unlocked snapshot lacks .vault:\n{listing}"
+    );
+    let diff = fs.snapshot_ok(&["diff", "s1"]);
+    assert!(
+        diff.contains("/.vault/f.txt"),
+        "unlocked diff lacks the vault file:\n{diff}"
     );
     assert_eq!(sh_ok(&format!("cat {s1}/.vault/f.txt")), old);
     assert_eq!(sh_ok(&format!("cat {s1}/.vault/d/g")), "deep\n");

@@ -136,9 +136,18 @@ impl Fs {
         }
         .map_err(FsError::from)?;
         let mut out = diff_views(&a, &b)?;
+        if !self.vault_unlocked() {
+            // A locked vault is invisible, names included.
+            out.retain(|e| !in_vault(&e.path) && !e.new_path.as_deref().is_some_and(in_vault));
+        }
         out.sort_by(|x, y| x.path.cmp(&y.path));
         Ok(out)
     }
+}
+
+/// Whether a diff path names `/.vault` or something inside it.
+fn in_vault(path: &str) -> bool {
+    path == "/.vault" || path.starts_with("/.vault/")
 }
 
 /// Merges both trees' inodes in number order and reports each difference.
