@@ -12,6 +12,7 @@
 #![allow(dead_code)]
 
 mod util;
+pub mod vault;
 
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
