@@ -2,6 +2,7 @@
 
 mod config;
 mod crypt;
+mod docs;
 mod fsck;
 mod gc;
 mod mount;
@@ -18,7 +19,11 @@ use crate::control::client;
 
 /// VerFSNext: a deduplicating, compressing, snapshotting FUSE filesystem.
 #[derive(Debug, Parser)]
-#[command(name = "verfsnext", version, about)]
+#[command(
+    name = "verfsnext",
+    version,
+    about = "VerFSNext: a deduplicating, compressing, snapshotting FUSE filesystem with an encrypted folder (/.vault)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -44,6 +49,17 @@ enum Command {
     /// exit 0 done, 1 usage or state error, 2 no daemon, 3 wrong password or key file,
     /// 4 key file unreadable or malformed.
     Crypt(crypt::CryptArgs),
+    /// Print a shell completion script: `verfsnext completions bash > /etc/bash_completion.d/verfsnext`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (verfsnext(1)), or with --dir write one page per command there.
+    Man {
+        /// Write verfsnext.1 and verfsnext-COMMAND.1 into this directory.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -98,6 +114,8 @@ pub fn main() -> ExitCode {
         Command::Gc(c) => gc::run(c),
         Command::Fsck(a) => return fsck::run(&a),
         Command::Crypt(a) => return crypt::run(&a),
+        Command::Completions { shell } => docs::completions(shell),
+        Command::Man { dir } => docs::man(dir.as_deref()),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
