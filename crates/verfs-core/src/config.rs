@@ -100,6 +100,8 @@ pub struct Config {
     pub vault_argon2_parallelism: u32,
     /// Log filter (`error`, `warn`, `info`, `debug`, `trace`).
     pub log_level: String,
+    /// Scheduled snapshots and their retention (the `[snapshots]` table).
+    pub snapshots: crate::fs::ScheduleConfig,
 }
 
 impl Config {
@@ -143,6 +145,7 @@ impl Default for Config {
             vault_argon2_iterations: 3,
             vault_argon2_parallelism: 4,
             log_level: "info".into(),
+            snapshots: crate::fs::ScheduleConfig::default(),
         }
     }
 }
@@ -275,6 +278,14 @@ impl Config {
             4,
             64,
         )?;
+        range("snapshots.unit_secs", self.snapshots.unit_secs, 1, 86_400)?;
+        let p = &self.snapshots.prefix;
+        if p.is_empty() || p.len() > 64 || p.contains(['/', '\0']) || p == "." || p == ".." {
+            return Err(ConfigError::Invalid {
+                field: "snapshots.prefix",
+                message: format!("{p:?} must be 1-64 bytes without '/' or NUL"),
+            });
+        }
         for (field, v) in [("fsname", &self.fsname), ("subtype", &self.subtype)] {
             if v.is_empty() || v.contains([',', ' ', '\n', '\0']) {
                 return Err(ConfigError::Invalid {
@@ -375,11 +386,35 @@ mod tests {
         assert!(e.contains("log_level"), "{e}");
     }
 
+    /// Whether a commented-out line of the example is a setting (`key = value` or a
+    /// `[table]` header) rather than prose.
+    fn is_setting(line: &str) -> bool {
+        line.starts_with("[snapshots]")
+            || line.split_once(" = ").is_some_and(|(k, _)| {
+                k.starts_with(|c: char| c.is_ascii_lowercase())
+                    && k.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            })
+    }
+
     #[test]
     fn example_file_parses_and_lists_every_field() {
         let text = include_str!("../../../config.toml.example");
         let c = parse(text).unwrap();
         c.validate().unwrap();
+        // Uncommented, the example is the defaults.
+        let all: String = text
+            .lines()
+            .map(|l| l.strip_prefix("# ").filter(|r| is_setting(r)).unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut defaults = Config::default();
+        let parsed = parse(&all).unwrap();
+        defaults.data_dir = parsed.data_dir.clone();
+        assert_eq!(
+            parsed, defaults,
+            "an example value differs from its default"
+        );
         // Every field appears (commented or not) in the example.
         let uncommented: String = text
             .lines()
@@ -404,7 +439,22 @@ mod tests {
             "zstd_compression_level",
             "chunk_cache_mb",
             "attr_ttl_secs",
+            "snapshots_visible",
+            "sweep_step_keys",
+            "sweep_pause_ms",
+            "gc_idle_min_ms",
+            "gc_pack_rewrite_min_reclaim_percent",
+            "gc_pack_rewrite_min_reclaim_bytes",
+            "vault_argon2_memory_kib",
+            "vault_argon2_iterations",
+            "vault_argon2_parallelism",
             "log_level",
+            "hourly",
+            "daily",
+            "weekly",
+            "monthly",
+            "prefix",
+            "unit_secs",
         ] {
             assert!(
                 uncommented.contains(&format!("{field} =")),

@@ -144,6 +144,10 @@ pub struct SnapshotInfo {
     /// `space`).
     #[serde(default)]
     pub unique_bytes: Option<u64>,
+    /// The kind (`hourly`, `daily`, `weekly`, `monthly`) of a snapshot the schedule
+    /// took and prunes; `None` for one made by hand, which is never pruned.
+    #[serde(default)]
+    pub scheduled: Option<String>,
 }
 
 /// Answer to [`Request::SnapshotList`].

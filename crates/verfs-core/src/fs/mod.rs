@@ -10,6 +10,7 @@ mod diff;
 mod handles;
 mod node;
 mod ops;
+mod schedule;
 mod snapshots;
 mod startup;
 mod vault;
@@ -24,6 +25,7 @@ use thiserror::Error;
 pub use handles::FileOpen;
 pub use ops::attr::{SetAttr, TimeSet};
 pub use ops::dir::DirEntry;
+pub use schedule::{plan as schedule_plan, Existing, Plan, ScheduleConfig, ScheduleService};
 pub use snapshots::{check_snapshot_name, SnapshotCmdError};
 pub use vault::{KernelNotify, VaultCmdError, VaultState, VAULT_NAME};
 
@@ -128,6 +130,8 @@ pub struct Fs {
     data_dir: PathBuf,
     /// `/.vault`'s lock state, epoch and kernel notifier.
     vault: vault::VaultGate,
+    /// The snapshot schedule (to mark scheduled snapshots in listings).
+    schedule: ScheduleConfig,
     _lock: DataDirLock,
 }
 

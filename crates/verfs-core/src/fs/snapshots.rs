@@ -180,6 +180,7 @@ pub(crate) fn info(name: &[u8], rec: &SnapshotRecord) -> SnapshotInfo {
         created_nanos: rec.created.nanos,
         referenced_bytes: None,
         unique_bytes: None,
+        scheduled: None,
     }
 }
 
@@ -257,6 +258,7 @@ impl Fs {
         let mut out = Vec::with_capacity(table.len());
         for (name, rec) in &table {
             let mut i = info(name, rec);
+            i.scheduled = self.schedule.kind_of(&i.name).map(String::from);
             if space {
                 let (referenced, unique) = self.engine.meta.snapshot_space(rec.generation)?;
                 i.referenced_bytes = Some(referenced);

@@ -149,6 +149,7 @@ pub(super) fn open(cfg: &Config) -> Result<Fs, OpenError> {
         snapshots_visible: cfg.snapshots_visible,
         data_dir: cfg.data_dir.clone(),
         vault: super::vault::VaultGate::new(cfg.vault_kdf()),
+        schedule: cfg.snapshots.clone(),
         _lock: lock,
     })
 }

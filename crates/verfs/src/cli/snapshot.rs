@@ -132,6 +132,7 @@ fn list_json(list: &[SnapshotInfo]) -> Vec<serde_json::Value> {
                 "name": s.name,
                 "created": local_time(s),
                 "generation": s.generation,
+                "scheduled": s.scheduled,
             });
             if let (Some(r), Some(u)) = (s.referenced_bytes, s.unique_bytes) {
                 v["referenced_bytes"] = r.into();
@@ -143,25 +144,37 @@ fn list_json(list: &[SnapshotInfo]) -> Vec<serde_json::Value> {
 }
 
 fn print_list(list: &[SnapshotInfo], space: bool) {
+    let width = list.iter().map(|s| s.name.len()).max().unwrap_or(0).max(24);
     if space {
         println!(
-            "{:<24} {:<25} {:>10} {:>14} {:>14}",
-            "NAME", "CREATED", "GEN", "REFER", "UNIQUE"
+            "{:<width$} {:<25} {:>10} {:<8} {:>14} {:>14}",
+            "NAME", "CREATED", "GEN", "SCHEDULE", "REFER", "UNIQUE"
         );
     } else {
-        println!("{:<24} {:<25} {:>10}", "NAME", "CREATED", "GEN");
+        println!(
+            "{:<width$} {:<25} {:>10} {:<8}",
+            "NAME", "CREATED", "GEN", "SCHEDULE"
+        );
     }
     for s in list {
+        let kind = s.scheduled.as_deref().unwrap_or("-");
         match (s.referenced_bytes, s.unique_bytes) {
             (Some(r), Some(u)) if space => println!(
-                "{:<24} {:<25} {:>10} {:>14} {:>14}",
+                "{:<width$} {:<25} {:>10} {:<8} {:>14} {:>14}",
                 s.name,
                 local_time(s),
                 s.generation,
+                kind,
                 r,
                 u
             ),
-            _ => println!("{:<24} {:<25} {:>10}", s.name, local_time(s), s.generation),
+            _ => println!(
+                "{:<width$} {:<25} {:>10} {:<8}",
+                s.name,
+                local_time(s),
+                s.generation,
+                kind
+            ),
         }
     }
 }

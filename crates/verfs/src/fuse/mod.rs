@@ -93,6 +93,8 @@ pub fn serve(fs: Fs, cfg: &Config) -> Result<()> {
     raise_readahead(&cfg.mount_point);
     watch_signals(tx)?;
     let control = crate::control::server::Server::start(fs.clone(), fs.data_dir())?;
+    let mut schedule = verfs_core::fs::ScheduleService::start(fs.clone(), cfg.snapshots.clone())
+        .context("cannot start the snapshot schedule")?;
     tracing::info!(mount = %cfg.mount_point.display(), "mounted");
     let first = rx.recv().unwrap_or(Event::Signal(0));
     if let Event::SessionEnded(Err(e)) = &first {
@@ -112,6 +114,7 @@ pub fn serve(fs: Fs, cfg: &Config) -> Result<()> {
         tracing::info!("filesystem was unmounted externally");
     }
     let _ = session_thread.join();
+    schedule.stop();
     control.stop();
     fs.shutdown().context("shutdown")?;
     tracing::info!("clean shutdown complete");
