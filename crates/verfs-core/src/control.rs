@@ -47,6 +47,35 @@ pub enum Request {
     GcStatus,
     /// Create, unlock, lock or re-key the vault, or ask its state.
     Vault(VaultRequest),
+    /// Where and how the daemon runs (`verfsnext status`).
+    Status,
+}
+
+/// What `verfsnext status` prints: one look at a running daemon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// Where it is mounted.
+    pub mount_point: String,
+    /// Its data dir.
+    pub data_dir: String,
+    /// The daemon's process id.
+    pub pid: u32,
+    /// Seconds since it started.
+    pub uptime_secs: u64,
+    /// `none`, `locked` or `unlocked`.
+    pub vault: String,
+    /// Snapshots that exist (scheduled ones included).
+    pub snapshots: u64,
+    /// Whether deleted snapshots' versions are still being swept.
+    pub sweep_pending: bool,
+    /// Whether GC is running now.
+    pub gc_running: bool,
+    /// GC runs finished since the start.
+    pub gc_runs: u64,
+    /// Bytes of pack files on disk.
+    pub pack_bytes: u64,
+    /// Bytes the disk under the data dir has free.
+    pub disk_free_bytes: u64,
 }
 
 /// Bytes that must not be printed or kept: a password or a key file's contents. Shown
@@ -211,6 +240,8 @@ pub enum Response {
         /// `none`, `locked` or `unlocked`.
         state: String,
     },
+    /// Answer to [`Request::Status`].
+    Status(StatusReport),
     /// A vault command was refused.
     VaultRefused {
         /// Why, for the exit status.

@@ -1,6 +1,8 @@
 //! The control plane's view of a mounted filesystem.
 
-use crate::control::{Control, Request, Response, StatsReport, VaultRefusal, VaultRequest};
+use crate::control::{
+    Control, Request, Response, StatsReport, StatusReport, VaultRefusal, VaultRequest,
+};
 use crate::error::FsResult;
 use crate::fs::VaultCmdError;
 use std::sync::atomic::Ordering;
@@ -30,6 +32,7 @@ impl Control for Fs {
             }
             Request::GcStatus => Ok(Response::GcState(self.gc.status())),
             Request::Vault(v) => return self.vault_command(v),
+            Request::Status => self.status().map(Response::Status).map_err(Into::into),
         };
         res.unwrap_or_else(|e| Response::Error {
             message: e.to_string(),
@@ -38,6 +41,27 @@ impl Control for Fs {
 }
 
 impl Fs {
+    /// One look at the running daemon, for `verfsnext status`.
+    ///
+    /// Fails if metadata or the disk's free space cannot be read.
+    pub fn status(&self) -> FsResult<StatusReport> {
+        let gc = self.gc.status();
+        let st = self.statfs()?;
+        Ok(StatusReport {
+            mount_point: self.mount_point.display().to_string(),
+            data_dir: self.data_dir.display().to_string(),
+            pid: std::process::id(),
+            uptime_secs: self.started.elapsed().as_secs(),
+            vault: self.vault_state()?.as_str().into(),
+            snapshots: self.snapshot_count(),
+            sweep_pending: self.sweeper.figures().pending.load(Ordering::SeqCst),
+            gc_running: gc.running,
+            gc_runs: gc.runs,
+            pack_bytes: self.engine.packs.usage().1,
+            disk_free_bytes: st.bavail.saturating_mul(u64::from(st.bsize)),
+        })
+    }
+
     /// Runs a vault command and answers with the vault's state or the refusal.
     fn vault_command(&self, req: VaultRequest) -> Response {
         let res = match &req {

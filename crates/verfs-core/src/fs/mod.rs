@@ -132,6 +132,10 @@ pub struct Fs {
     vault: vault::VaultGate,
     /// The snapshot schedule (to mark scheduled snapshots in listings).
     schedule: ScheduleConfig,
+    /// Where the filesystem is mounted (for `status`).
+    mount_point: PathBuf,
+    /// When the daemon started (for `status`).
+    started: std::time::Instant,
     _lock: DataDirLock,
 }
 

@@ -150,6 +150,8 @@ pub(super) fn open(cfg: &Config) -> Result<Fs, OpenError> {
         data_dir: cfg.data_dir.clone(),
         vault: super::vault::VaultGate::new(cfg.vault_kdf()),
         schedule: cfg.snapshots.clone(),
+        mount_point: cfg.mount_point.clone(),
+        started: std::time::Instant::now(),
         _lock: lock,
     })
 }

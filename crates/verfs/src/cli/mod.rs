@@ -9,6 +9,7 @@ mod mount;
 mod progress;
 mod snapshot;
 mod stats;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +37,9 @@ enum Command {
     Mount(MountArgs),
     /// Print space, dedup, compression and activity figures of the running daemon.
     Stats(StatsArgs),
+    /// Print where the daemon of a data dir is mounted, its uptime, vault state, GC
+    /// state, snapshot count and space (exit 2: no daemon).
+    Status(StatsArgs),
     /// Create, list, delete and compare snapshots of the running daemon's filesystem.
     #[command(subcommand)]
     Snapshot(snapshot::SnapshotCmd),
@@ -110,6 +114,7 @@ pub fn main() -> ExitCode {
     let res = match cli.command {
         Command::Mount(a) => mount::run(&a.config, a.mountpoint),
         Command::Stats(a) => stats::run(&a.config, a.json),
+        Command::Status(a) => status::run(&a.config, a.json),
         Command::Snapshot(c) => snapshot::run(c),
         Command::Gc(c) => gc::run(c),
         Command::Fsck(a) => return fsck::run(&a),
