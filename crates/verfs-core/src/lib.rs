@@ -39,3 +39,6 @@ pub mod gc;
 pub mod service;
 pub mod vault;
 pub mod write;
+
+#[cfg(test)]
+mod fuzz_util;

@@ -6,6 +6,8 @@
 pub mod cipher;
 pub mod compress;
 pub mod discard;
+#[cfg(test)]
+mod fuzz;
 pub mod hash;
 pub mod pack;
 pub mod packio;

@@ -388,4 +388,6 @@ fn last_raw_key(
 }
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;
