@@ -29,24 +29,6 @@ fn mounted(config: &str) -> TestFs {
     fs
 }
 
-/// Stops the daemon and asserts `fsck --read-data` finds nothing.
-fn assert_fsck_clean(fs: &mut TestFs) {
-    fs.stop();
-    let out = fs
-        .command("timeout")
-        .args(["600", BIN.as_str(), "fsck", "--read-data", "--data-dir"])
-        .arg(&fs.data)
-        .output()
-        .expect("run fsck");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "fsck --read-data: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Compressible text that does not dedup with itself: lines of seeded random words.
 fn write_text(path: &str, len: usize, seed: u64) {
     const WORDS: [&str; 16] = [
@@ -129,7 +111,7 @@ fn gc_gate_reclaims_deleted_data() {
         assert_eq!(&sha256(&fs.m(k)), s, "{k} after remount");
     }
     fs.assert_no_panic();
-    assert_fsck_clean(&mut fs);
+    fs.assert_fsck_clean();
 }
 
 /// Deleting a file that lives in the active pack gives its bytes back with the default
@@ -158,7 +140,7 @@ fn active_pack_space_comes_back() {
         serde_json::from_slice(&fs.gc_cmd(&["status", "--json"]).stdout).expect("status");
     assert_eq!(status["runs"], 2, "{status}");
     assert_eq!(status["running"], false);
-    assert_fsck_clean(&mut fs);
+    fs.assert_fsck_clean();
 }
 
 /// A snapshot keeps what it references: GC frees none of a deleted file's bytes while
@@ -190,7 +172,7 @@ fn snapshot_holds_space_until_deleted_and_swept() {
         "freed {} ({report})",
         full - after
     );
-    assert_fsck_clean(&mut fs);
+    fs.assert_fsck_clean();
 }
 
 /// On a full disk (a 300 MiB tmpfs holding the data dir), deleting files and running
@@ -230,7 +212,7 @@ fn full_disk_accepts_writes_again_after_gc() {
     assert_eq!(sha256(&fs.m("f0")), keep);
     assert_eq!(size_of(&fs.m("new")), 50 * MIB);
     fs.assert_no_panic();
-    assert_fsck_clean(&mut fs);
+    fs.assert_fsck_clean();
 }
 
 /// Writes the crash-test files: survivors `k*` and victims `v*` interleaved in small
@@ -305,7 +287,7 @@ fn crash_at(point: &str) {
     fs.restart();
     assert_sums(&fs, &sums, &format!("after remount, crash at {point}"));
     fs.assert_no_panic();
-    assert_fsck_clean(&mut fs);
+    fs.assert_fsck_clean();
 }
 
 #[test]
@@ -424,5 +406,5 @@ fn gc_during_dedup_heavy_writes_loses_nothing() {
         assert!(got == *data, "{name} differs after remount");
     }
     fs.assert_no_panic();
-    assert_fsck_clean(&mut fs);
+    fs.assert_fsck_clean();
 }

@@ -249,19 +249,6 @@ fn vault_gc_rewrites_packs_while_locked() {
     assert!(fs.pack_bytes_on_disk() < before);
     unlock(&fs, &key, &pass, 0);
     assert_eq!(sha256(&keep), sum, "surviving vault file after the rewrite");
-    fs.stop();
-    let out = fs
-        .command("timeout")
-        .args(["600", BIN.as_str(), "fsck", "--read-data", "--data-dir"])
-        .arg(&fs.data)
-        .output()
-        .expect("run fsck");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "fsck --read-data: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    fs.assert_fsck_clean();
     fs.assert_no_panic();
 }

@@ -311,6 +311,24 @@ impl TestFs {
         status
     }
 
+    /// Stops the daemon and asserts `fsck --read-data` finds nothing.
+    pub fn assert_fsck_clean(&mut self) {
+        self.stop();
+        let out = self
+            .command("timeout")
+            .args(["600", BIN.as_str(), "fsck", "--read-data", "--data-dir"])
+            .arg(&self.data)
+            .output()
+            .expect("run fsck");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "fsck --read-data: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Creates the vault (`crypt -c`, password on stdin, key file in the test dir) and
     /// leaves it unlocked; returns the key file's path.
     pub fn create_vault(&self, password: &str) -> PathBuf {
