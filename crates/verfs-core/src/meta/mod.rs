@@ -49,6 +49,10 @@ pub enum MetaError {
     /// Another transaction wrote the same key first; the caller retries.
     #[error("metadata write conflict")]
     Conflict,
+    /// The disk (or the quota) is full: a write of the store's log or tables failed
+    /// with ENOSPC or EDQUOT.
+    #[error("metadata store: no space left: {0}")]
+    NoSpace(String),
 }
 
 impl MetaError {
@@ -59,8 +63,25 @@ impl MetaError {
     fn kv(context: &str, e: surrealkv::Error) -> MetaError {
         match e {
             surrealkv::Error::TransactionWriteConflict => MetaError::Conflict,
+            other if is_no_space(&other) => MetaError::NoSpace(format!("{context}: {other}")),
             other => MetaError::Kv(format!("{context}: {other}")),
         }
+    }
+}
+
+/// Whether a SurrealKV error is a full disk. Its I/O errors keep their `io::Error`, which
+/// is read by its OS code; a few of its variants (`Wal`, `CommitFail`, `Other`) carry
+/// only a message, where the OS's own wording of ENOSPC is the one thing left to look
+/// for (SurrealKV 1.2 builds them with `format!("{e}")` of the I/O error).
+fn is_no_space(e: &surrealkv::Error) -> bool {
+    use surrealkv::Error as E;
+    match e {
+        E::Io(io) => matches!(io.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)),
+        E::DatabasePoisoned(inner) => is_no_space(inner),
+        E::Wal(m) | E::CommitFail(m) | E::Other(m) => {
+            m.contains("No space left on device") || m.contains("os error 28")
+        }
+        _ => false,
     }
 }
 
@@ -68,13 +89,8 @@ impl From<MetaError> for FsError {
     fn from(e: MetaError) -> FsError {
         match e {
             MetaError::Corrupt(m) => FsError::Corrupt(m),
-            MetaError::Kv(m) => {
-                if m.contains("No space left") || m.contains("os error 28") {
-                    FsError::NoSpace
-                } else {
-                    FsError::Io(m)
-                }
-            }
+            MetaError::NoSpace(_) => FsError::NoSpace,
+            MetaError::Kv(m) => FsError::Io(m),
             MetaError::Conflict => FsError::Io("metadata write conflict persisted".into()),
         }
     }

@@ -566,3 +566,26 @@ fn an_unknown_metadata_layout_is_refused() {
     let err = Store::open(&path, DataDirPerms::OWNER_ONLY).err().unwrap();
     assert!(err.to_string().contains("layout 9"), "{err}");
 }
+
+#[test]
+fn a_full_disk_is_told_by_the_os_code_not_by_a_guess_on_any_message() {
+    use surrealkv::Error as E;
+    let io = |code| E::Io(Arc::new(std::io::Error::from_raw_os_error(code)));
+    assert!(super::is_no_space(&io(libc::ENOSPC)));
+    assert!(super::is_no_space(&io(libc::EDQUOT)));
+    assert!(!super::is_no_space(&io(libc::EIO)));
+    assert!(super::is_no_space(&E::DatabasePoisoned(Box::new(io(libc::ENOSPC)))));
+    // SurrealKV's message-only variants keep the OS's wording.
+    assert!(super::is_no_space(&E::Wal(
+        "write: No space left on device (os error 28)".into()
+    )));
+    assert!(!super::is_no_space(&E::Corruption("No space left".into())));
+    assert!(matches!(
+        crate::error::FsError::from(MetaError::kv("commit", io(libc::ENOSPC))),
+        crate::error::FsError::NoSpace
+    ));
+    assert!(matches!(
+        crate::error::FsError::from(MetaError::Kv("No space left".into())),
+        crate::error::FsError::Io(_)
+    ));
+}
