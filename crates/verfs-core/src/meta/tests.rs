@@ -574,7 +574,9 @@ fn a_full_disk_is_told_by_the_os_code_not_by_a_guess_on_any_message() {
     assert!(super::is_no_space(&io(libc::ENOSPC)));
     assert!(super::is_no_space(&io(libc::EDQUOT)));
     assert!(!super::is_no_space(&io(libc::EIO)));
-    assert!(super::is_no_space(&E::DatabasePoisoned(Box::new(io(libc::ENOSPC)))));
+    assert!(super::is_no_space(&E::DatabasePoisoned(Box::new(io(
+        libc::ENOSPC
+    )))));
     // SurrealKV's message-only variants keep the OS's wording.
     assert!(super::is_no_space(&E::Wal(
         "write: No space left on device (os error 28)".into()
