@@ -51,6 +51,27 @@ pub enum Request {
     Status,
 }
 
+impl Request {
+    /// Whether the request writes to the filesystem (refused on a read-only mount):
+    /// snapshot create and delete, GC, vault create and password change.
+    pub fn changes_filesystem(&self) -> bool {
+        match self {
+            Request::SnapshotCreate { .. }
+            | Request::SnapshotDelete { .. }
+            | Request::GcRun { .. } => true,
+            Request::Vault(v) => matches!(
+                v,
+                VaultRequest::Create { .. } | VaultRequest::ChangePassword { .. }
+            ),
+            Request::Stats
+            | Request::SnapshotList { .. }
+            | Request::SnapshotDiff { .. }
+            | Request::GcStatus
+            | Request::Status => false,
+        }
+    }
+}
+
 /// What `verfsnext status` prints: one look at a running daemon.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusReport {
@@ -76,6 +97,9 @@ pub struct StatusReport {
     pub pack_bytes: u64,
     /// Bytes the disk under the data dir has free.
     pub disk_free_bytes: u64,
+    /// Whether it serves the filesystem read-only.
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 /// Bytes that must not be printed or kept: a password or a key file's contents. Shown

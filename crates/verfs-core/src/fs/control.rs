@@ -12,6 +12,11 @@ use crate::meta::Reader;
 
 impl Control for Fs {
     fn handle(&self, req: Request) -> Response {
+        if self.read_only && req.changes_filesystem() {
+            return Response::Error {
+                message: "the filesystem is mounted read-only; remount it read-write first".into(),
+            };
+        }
         let res: Result<Response, SnapshotCmdError> = match req {
             Request::Stats => self.stats().map(Response::Stats).map_err(Into::into),
             Request::SnapshotCreate { name } => self.create_snapshot(&name).map(Response::Snapshot),
@@ -59,6 +64,7 @@ impl Fs {
             gc_runs: gc.runs,
             pack_bytes: self.engine.packs.usage().1,
             disk_free_bytes: st.bavail.saturating_mul(u64::from(st.bsize)),
+            read_only: self.read_only,
         })
     }
 

@@ -136,6 +136,11 @@ pub struct Fs {
     mount_point: PathBuf,
     /// When the daemon started (for `status`).
     started: std::time::Instant,
+    /// Config `read_only`: every mutation gate answers EROFS and the control plane
+    /// refuses changes.
+    read_only: bool,
+    /// Config `noatime` (or `read_only`): reads never write atime.
+    noatime: bool,
     _lock: DataDirLock,
 }
 

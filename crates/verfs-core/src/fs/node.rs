@@ -100,8 +100,12 @@ impl Fs {
     /// (EROFS) for anything in a snapshot or `/.snapshots` itself. Every request that
     /// changes something passes each inode it names through here first.
     ///
-    /// Fails with `ReadOnly`, or `Stale` for an inode of a deleted snapshot.
+    /// Fails with `ReadOnly` (also for everything on a read-only mount), or `Stale` for
+    /// an inode of a deleted snapshot.
     pub(crate) fn live(&self, ino: Ino) -> FsResult<Ino> {
+        if self.read_only {
+            return Err(FsError::ReadOnly);
+        }
         match self.node(ino)? {
             Node::Stored(Tree::Live, i) => Ok(i),
             Node::Stored(Tree::Snap(_), _) | Node::SnapDir => Err(FsError::ReadOnly),

@@ -130,12 +130,10 @@ pub(super) fn open(cfg: &Config) -> Result<Fs, OpenError> {
         SweepService::start(engine.clone(), pace).map_err(io_err("start sweep service"))?;
     let collector = Collector::open(&engine, cfg.data_dir_perms(), cfg.gc_config())
         .map_err(startup("open GC discard log"))?;
-    let gc = GcService::start(
-        engine.clone(),
-        collector,
-        Duration::from_millis(cfg.gc_idle_min_ms),
-    )
-    .map_err(io_err("start GC service"))?;
+    // A read-only mount never collects by itself (0 = only on request, refused too).
+    let idle = if cfg.read_only { 0 } else { cfg.gc_idle_min_ms };
+    let gc = GcService::start(engine.clone(), collector, Duration::from_millis(idle))
+        .map_err(io_err("start GC service"))?;
     Ok(Fs {
         engine,
         batcher,
@@ -152,6 +150,8 @@ pub(super) fn open(cfg: &Config) -> Result<Fs, OpenError> {
         schedule: cfg.snapshots.clone(),
         mount_point: cfg.mount_point.clone(),
         started: std::time::Instant::now(),
+        read_only: cfg.read_only,
+        noatime: cfg.noatime || cfg.read_only,
         _lock: lock,
     })
 }

@@ -2,9 +2,11 @@
 
 mod config;
 mod crypt;
+mod daemon;
 mod docs;
 mod fsck;
 mod gc;
+mod helper;
 mod mount;
 mod progress;
 mod snapshot;
@@ -33,7 +35,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Mount the filesystem and serve it in the foreground until SIGINT, SIGTERM or an
-    /// external unmount.
+    /// external unmount (`mount -t fuse.verfsnext` detaches instead; see the README).
     Mount(MountArgs),
     /// Print space, dedup, compression and activity figures of the running daemon.
     Stats(StatsArgs),
@@ -93,11 +95,18 @@ struct MountArgs {
     config: ConfigArgs,
     /// Where to mount (overrides `mount_point` of the configuration).
     mountpoint: Option<PathBuf>,
+    /// Serve read-only (config `read_only`): changes fail with EROFS.
+    #[arg(long)]
+    read_only: bool,
 }
 
 /// Runs the command line; errors are printed as one line on stderr.
 pub fn main() -> ExitCode {
-    let args = crypt::seed_aliases(std::env::args().collect());
+    let raw: Vec<String> = std::env::args().collect();
+    if helper::is_helper_call(&raw) {
+        return helper::main(&raw);
+    }
+    let args = crypt::seed_aliases(raw);
     let crypt = args.get(1).is_some_and(|a| a == "crypt");
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
@@ -112,7 +121,7 @@ pub fn main() -> ExitCode {
         }
     };
     let res = match cli.command {
-        Command::Mount(a) => mount::run(&a.config, a.mountpoint),
+        Command::Mount(a) => mount::run(&a.config, a.mountpoint, a.read_only),
         Command::Stats(a) => stats::run(&a.config, a.json),
         Command::Status(a) => status::run(&a.config, a.json),
         Command::Snapshot(c) => snapshot::run(c),

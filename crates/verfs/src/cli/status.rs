@@ -49,7 +49,12 @@ fn uptime(secs: u64) -> String {
 }
 
 fn print_human(s: &StatusReport) {
-    println!("mounted on   {}", s.mount_point);
+    let mode = if s.read_only {
+        "read-only"
+    } else {
+        "read-write"
+    };
+    println!("mounted on   {} ({mode})", s.mount_point);
     println!("data dir     {}", s.data_dir);
     println!("daemon       pid {}, up {}", s.pid, uptime(s.uptime_secs));
     println!("vault        {}", s.vault);

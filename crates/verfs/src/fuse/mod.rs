@@ -32,22 +32,86 @@ const READ_AHEAD_KB: u32 = 4096;
 /// How long to wait for the session threads after unmounting before aborting.
 const UNMOUNT_GRACE: Duration = Duration::from_secs(10);
 
+/// A kernel mount flag a mount option asks for (`mount -o nosuid,nodev,...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelFlag {
+    /// Ignore set-user-ID and set-group-ID bits.
+    NoSuid,
+    /// Do not interpret device files.
+    NoDev,
+    /// Do not allow programs to be executed.
+    NoExec,
+    /// All I/O synchronous.
+    Sync,
+    /// Directory changes synchronous.
+    DirSync,
+}
+
+/// Where the daemon is in its life, for whoever waits on it: the mount helper's parent
+/// process and systemd's `sd_notify`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// Mounted and answering, control socket included.
+    Ready,
+    /// Shutting down (signal or external unmount); the final sync follows.
+    Stopping,
+}
+
+/// What the caller adds to a mount beyond the config.
+#[derive(Default)]
+pub struct ServeOptions {
+    /// Kernel flags from mount options.
+    pub kernel_flags: Vec<KernelFlag>,
+    /// Called at each [`Lifecycle`] step.
+    pub on_event: Option<Box<dyn FnMut(Lifecycle) + Send>>,
+}
+
+impl ServeOptions {
+    fn event(&mut self, e: Lifecycle) {
+        if let Some(f) = self.on_event.as_mut() {
+            f(e);
+        }
+    }
+}
+
 enum Event {
     Signal(i32),
     SessionEnded(std::io::Result<()>),
 }
 
-fn mount_config(cfg: &Config) -> FuseConfig {
+fn mount_config(cfg: &Config, flags: &[KernelFlag]) -> FuseConfig {
     let mut c = FuseConfig::default();
+    let has = |f| flags.contains(&f);
     c.mount_options = vec![
         MountOption::FSName(cfg.fsname.clone()),
         // fuser's direct mount ignores `Subtype`; the kernel takes it as a mount option.
         MountOption::CUSTOM(format!("subtype={}", cfg.subtype)),
         MountOption::DefaultPermissions,
-        MountOption::RW,
-        MountOption::Suid,
-        MountOption::Dev,
+        if cfg.read_only {
+            MountOption::RO
+        } else {
+            MountOption::RW
+        },
+        if has(KernelFlag::NoSuid) {
+            MountOption::NoSuid
+        } else {
+            MountOption::Suid
+        },
+        if has(KernelFlag::NoDev) {
+            MountOption::NoDev
+        } else {
+            MountOption::Dev
+        },
     ];
+    for (flag, opt) in [
+        (KernelFlag::NoExec, MountOption::NoExec),
+        (KernelFlag::Sync, MountOption::Sync),
+        (KernelFlag::DirSync, MountOption::DirSync),
+    ] {
+        if has(flag) {
+            c.mount_options.push(opt);
+        }
+    }
     // SAFETY: geteuid has no preconditions and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
     c.acl = if root {
@@ -61,15 +125,16 @@ fn mount_config(cfg: &Config) -> FuseConfig {
 }
 
 /// Mounts `fs` at `cfg.mount_point` and serves it until a signal or an unmount, then
-/// shuts down cleanly.
+/// shuts down cleanly; `opts` adds kernel flags and is told when the mount is ready and
+/// when it stops.
 ///
 /// Fails if the mount fails or the final shutdown cannot make data durable.
-pub fn serve(fs: Fs, cfg: &Config) -> Result<()> {
+pub fn serve(fs: Fs, cfg: &Config, mut opts: ServeOptions) -> Result<()> {
     let fs = Arc::new(fs);
     let mut session = match Session::new(
         Adapter::new(fs.clone()),
         &cfg.mount_point,
-        &mount_config(cfg),
+        &mount_config(cfg, &opts.kernel_flags),
     ) {
         Ok(s) => s,
         Err(e) => {
@@ -93,10 +158,18 @@ pub fn serve(fs: Fs, cfg: &Config) -> Result<()> {
     raise_readahead(&cfg.mount_point);
     watch_signals(tx)?;
     let control = crate::control::server::Server::start(fs.clone(), fs.data_dir())?;
-    let mut schedule = verfs_core::fs::ScheduleService::start(fs.clone(), cfg.snapshots.clone())
+    // A read-only mount takes no scheduled snapshots (the schedule is empty).
+    let plan = if cfg.read_only {
+        verfs_core::fs::ScheduleConfig::default()
+    } else {
+        cfg.snapshots.clone()
+    };
+    let mut schedule = verfs_core::fs::ScheduleService::start(fs.clone(), plan)
         .context("cannot start the snapshot schedule")?;
-    tracing::info!(mount = %cfg.mount_point.display(), "mounted");
+    tracing::info!(mount = %cfg.mount_point.display(), read_only = cfg.read_only, "mounted");
+    opts.event(Lifecycle::Ready);
     let first = rx.recv().unwrap_or(Event::Signal(0));
+    opts.event(Lifecycle::Stopping);
     if let Event::SessionEnded(Err(e)) = &first {
         tracing::error!(error = %e, "FUSE session ended with an error");
     }

@@ -311,9 +311,12 @@ impl TestFs {
         status
     }
 
-    /// Stops the daemon and asserts `fsck --read-data` finds nothing.
+    /// Stops the daemon (if this harness runs one) and asserts `fsck --read-data` finds
+    /// nothing.
     pub fn assert_fsck_clean(&mut self) {
-        self.stop();
+        if self.child.is_some() {
+            self.stop();
+        }
         let out = self
             .command("timeout")
             .args(["600", BIN.as_str(), "fsck", "--read-data", "--data-dir"])

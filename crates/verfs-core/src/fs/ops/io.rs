@@ -71,6 +71,9 @@ impl Fs {
     /// or one after the file changed), not on every request of a sequential reader.
     fn touch_atime(&self, ino: Ino) -> FsResult<()> {
         const DAY: i64 = 24 * 3600;
+        if self.noatime {
+            return Ok(());
+        }
         let Some(i) = self.engine.meta.view()?.inode(ino)? else {
             return Ok(());
         };

@@ -8,6 +8,8 @@ use thiserror::Error;
 
 use crate::datadir::DataDirPerms;
 
+mod overrides;
+
 /// Why a configuration could not be loaded.
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -25,6 +27,15 @@ pub enum ConfigError {
         /// The config file.
         path: PathBuf,
         /// The parser's message, which names the field.
+        message: String,
+    },
+    /// A mount option (`-o key=value`) names no config field or has a value of the wrong
+    /// type.
+    #[error("bad mount option `{option}`: {message}")]
+    Option {
+        /// The option as given.
+        option: String,
+        /// What is wrong, on one line.
         message: String,
     },
     /// A field has a value outside its allowed range.
@@ -98,6 +109,13 @@ pub struct Config {
     pub vault_argon2_iterations: u32,
     /// Argon2id lanes (at least 4).
     pub vault_argon2_parallelism: u32,
+    /// Serve the filesystem read-only: the kernel refuses every change with EROFS and
+    /// the daemon itself writes nothing after startup recovery (no atime updates, no
+    /// scheduled snapshots, no GC, no snapshot or vault changes from the CLI).
+    pub read_only: bool,
+    /// Never update atime on reads (default: relatime, which updates it only when it is
+    /// older than mtime/ctime or a day old).
+    pub noatime: bool,
     /// Log filter (`error`, `warn`, `info`, `debug`, `trace`).
     pub log_level: String,
     /// Scheduled snapshots and their retention (the `[snapshots]` table).
@@ -144,6 +162,8 @@ impl Default for Config {
             vault_argon2_memory_kib: 64 * 1024,
             vault_argon2_iterations: 3,
             vault_argon2_parallelism: 4,
+            read_only: false,
+            noatime: false,
             log_level: "info".into(),
             snapshots: crate::fs::ScheduleConfig::default(),
         }
@@ -399,7 +419,7 @@ mod tests {
 
     #[test]
     fn example_file_parses_and_lists_every_field() {
-        let text = include_str!("../../../config.toml.example");
+        let text = include_str!("../../../../config.toml.example");
         let c = parse(text).unwrap();
         c.validate().unwrap();
         // Uncommented, the example is the defaults.
@@ -448,6 +468,8 @@ mod tests {
             "vault_argon2_memory_kib",
             "vault_argon2_iterations",
             "vault_argon2_parallelism",
+            "read_only",
+            "noatime",
             "log_level",
             "hourly",
             "daily",
