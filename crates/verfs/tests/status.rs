@@ -38,7 +38,34 @@ fn status_reports_the_running_daemon_and_exit_2_without_one() {
         text.contains("mounted on") && text.contains("vault        none"),
         "{text}"
     );
+    // Sizes in binary units by default, exact with --bytes.
+    let line = |t: &str| {
+        t.lines()
+            .find_map(|l| l.strip_prefix("packs        "))
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no packs line: {t}"))
+    };
+    assert!(
+        line(&text).ends_with("iB") || line(&text).ends_with(" B"),
+        "{text}"
+    );
+    let exact = fs
+        .command("timeout")
+        .args(["60", BIN.as_str(), "status", "--bytes", "--data-dir"])
+        .arg(&fs.data)
+        .output()
+        .expect("run status --bytes");
+    let exact = String::from_utf8_lossy(&exact.stdout).into_owned();
+    assert_eq!(
+        line(&exact).parse::<u64>().ok(),
+        s["pack_bytes"].as_u64(),
+        "{exact}"
+    );
     fs.stop();
     let out = status(&fs);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
+    // One line, saying what to do next.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("mount it first"), "{err}");
 }

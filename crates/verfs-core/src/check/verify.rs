@@ -35,6 +35,10 @@ pub(super) fn verify_records(
     report: &mut Report,
     progress: &mut dyn Progress,
 ) {
+    if entries.is_empty() {
+        // An empty pack (just rotated to) has nothing to read: no phase to show.
+        return;
+    }
     progress.phase(&format!("reading {id}"), entries.len() as u64);
     for (i, (hash, loc)) in entries.iter().enumerate() {
         if let Err((kind, msg)) = verify_one(file, id, hash, *loc, hasher, report) {

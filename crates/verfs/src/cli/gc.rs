@@ -6,6 +6,7 @@ use anyhow::{bail, Result};
 use verfs_core::control::{GcReport, GcStatus, Request, Response};
 
 use super::progress::Bar;
+use super::units::{human, Sizes};
 use super::ConfigArgs;
 use crate::control::client;
 
@@ -24,6 +25,9 @@ pub enum GcCmd {
         /// Print JSON (with --wait: the run's figures).
         #[arg(long)]
         json: bool,
+        /// Print sizes as exact byte counts instead of KiB/MiB/GiB.
+        #[arg(long)]
+        bytes: bool,
     },
     /// Whether GC runs, how many runs finished and what the last one did.
     Status {
@@ -32,6 +36,9 @@ pub enum GcCmd {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Print sizes as exact byte counts instead of KiB/MiB/GiB.
+        #[arg(long)]
+        bytes: bool,
     },
 }
 
@@ -42,22 +49,32 @@ pub fn run(cmd: GcCmd) -> Result<()> {
             config,
             wait: true,
             json: false,
-        } => print_report(&run_with_progress(&config)?),
-        GcCmd::Run { config, wait, json } => match call(&config, Request::GcRun { wait })? {
+            bytes,
+        } => print_report(&run_with_progress(&config)?, Sizes { exact: bytes }),
+        GcCmd::Run {
+            config,
+            wait,
+            json,
+            bytes,
+        } => match call(&config, Request::GcRun { wait })? {
             Response::GcDone(r) if json => println!("{}", serde_json::to_string_pretty(&r)?),
-            Response::GcDone(r) => print_report(&r),
+            Response::GcDone(r) => print_report(&r, Sizes { exact: bytes }),
             Response::GcStarted if json => println!("{{\"started\": true}}"),
             Response::GcStarted => println!("GC started; `verfsnext gc status` shows when it ends"),
             _ => bail!("unexpected answer to gc run"),
         },
-        GcCmd::Status { config, json } => {
+        GcCmd::Status {
+            config,
+            json,
+            bytes,
+        } => {
             let Response::GcState(s) = call(&config, Request::GcStatus)? else {
                 bail!("unexpected answer to gc status");
             };
             if json {
                 println!("{}", serde_json::to_string_pretty(&s)?);
             } else {
-                print_status(&s);
+                print_status(&s, Sizes { exact: bytes });
             }
         }
     }
@@ -93,7 +110,10 @@ fn run_with_progress(config: &ConfigArgs) -> Result<GcReport> {
                 bar.set(p.chunks_freed);
             } else {
                 bar.set(p.packs_done);
-                bar.message(format!("reclaiming packs, {} back", mib(p.bytes_reclaimed)));
+                bar.message(format!(
+                    "reclaiming packs, {} back",
+                    human(p.bytes_reclaimed)
+                ));
             }
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -108,11 +128,8 @@ fn run_with_progress(config: &ConfigArgs) -> Result<GcReport> {
     }
 }
 
-fn mib(b: u64) -> String {
-    format!("{:.1} MiB", b as f64 / 1048576.0)
-}
-
-fn print_report(r: &GcReport) {
+fn print_report(r: &GcReport, sizes: Sizes) {
+    let mib = |b| sizes.fmt(b);
     println!(
         "chunks freed      {} ({} stored)",
         r.chunks_freed,
@@ -125,12 +142,12 @@ fn print_report(r: &GcReport) {
     println!("time              {:.2} s", r.millis as f64 / 1000.0);
 }
 
-fn print_status(s: &GcStatus) {
+fn print_status(s: &GcStatus, sizes: Sizes) {
     println!("running           {}", if s.running { "yes" } else { "no" });
     println!("runs finished     {}", s.runs);
     println!("discard entries   {}", s.discard_entries);
     if let Some(r) = &s.last {
         println!("last run:");
-        print_report(r);
+        print_report(r, sizes);
     }
 }

@@ -12,6 +12,7 @@ mod progress;
 mod snapshot;
 mod stats;
 mod status;
+mod units;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +37,7 @@ struct Cli {
 enum Command {
     /// Mount the filesystem and serve it in the foreground until SIGINT, SIGTERM or an
     /// external unmount (`mount -t fuse.verfsnext` detaches instead; see the README).
+    #[command(after_long_help = MOUNT_HELPER_HELP)]
     Mount(MountArgs),
     /// Print space, dedup, compression and activity figures of the running daemon.
     Stats(StatsArgs),
@@ -68,6 +70,18 @@ enum Command {
     },
 }
 
+/// The mount(8) helper's usage, shown by `mount --help` and in verfsnext-mount(1).
+const MOUNT_HELPER_HELP: &str = "\
+From mount(8) or /etc/fstab (installed as /sbin/mount.fuse.verfsnext):
+  mount -t fuse.verfsnext DATA_DIR MOUNTPOINT [-o OPTIONS]
+  fstab: DATA_DIR MOUNTPOINT fuse.verfsnext config=/etc/verfsnext/config.toml,nofail 0 0
+The daemon detaches and mount returns once the filesystem answers; `umount MOUNTPOINT`
+ends it after its final sync. OPTIONS: config=FILE, any config field as key=value
+(n_threads=8, snapshots.hourly=24), ro/rw, noatime/relatime, nosuid, nodev, noexec,
+sync, dirsync, log_file=FILE (else logs go to a journal or file on stderr, or nowhere),
+foreground; defaults, auto, noauto, user(s), nofail, _netdev, x-* and comment= are
+left to mount(8) and systemd. -s ignores unknown options, -f checks without mounting.";
+
 #[derive(Debug, clap::Args)]
 struct StatsArgs {
     #[command(flatten)]
@@ -75,6 +89,9 @@ struct StatsArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Print sizes as exact byte counts instead of KiB/MiB/GiB.
+    #[arg(long)]
+    bytes: bool,
 }
 
 /// Where the configuration and data live; shared by every command that finds a daemon.
@@ -122,8 +139,8 @@ pub fn main() -> ExitCode {
     };
     let res = match cli.command {
         Command::Mount(a) => mount::run(&a.config, a.mountpoint, a.read_only),
-        Command::Stats(a) => stats::run(&a.config, a.json),
-        Command::Status(a) => status::run(&a.config, a.json),
+        Command::Stats(a) => stats::run(&a.config, a.json, units::Sizes { exact: a.bytes }),
+        Command::Status(a) => status::run(&a.config, a.json, units::Sizes { exact: a.bytes }),
         Command::Snapshot(c) => snapshot::run(c),
         Command::Gc(c) => gc::run(c),
         Command::Fsck(a) => return fsck::run(&a),

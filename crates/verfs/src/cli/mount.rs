@@ -14,7 +14,7 @@ use super::ConfigArgs;
 /// Mounts and serves in the foreground until a signal or an external unmount, then
 /// shuts down cleanly; tells systemd (`Type=notify`) when it is ready and stopping.
 pub fn run(args: &ConfigArgs, mountpoint: Option<PathBuf>, read_only: bool) -> Result<()> {
-    let mut cfg = super::config::load(args)?;
+    let mut cfg = super::config::load_noting(args)?;
     if let Some(m) = mountpoint {
         cfg.mount_point = m;
     }

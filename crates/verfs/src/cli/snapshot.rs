@@ -3,6 +3,7 @@
 use anyhow::{bail, Result};
 use verfs_core::control::{DiffEntry, DiffKind, Request, Response, SnapshotInfo};
 
+use super::units::Sizes;
 use super::ConfigArgs;
 use crate::control::client;
 
@@ -27,6 +28,9 @@ pub enum SnapshotCmd {
         /// deleting it frees); walks every extent.
         #[arg(long)]
         space: bool,
+        /// With --space: exact byte counts instead of KiB/MiB/GiB.
+        #[arg(long)]
+        bytes: bool,
     },
     /// Delete a snapshot; the space only it held is freed by a background sweep.
     Delete {
@@ -65,6 +69,7 @@ pub fn run(cmd: SnapshotCmd) -> Result<()> {
             config,
             json,
             space,
+            bytes,
         } => {
             let Response::Snapshots(list) = call(&config, Request::SnapshotList { space })? else {
                 bail!("unexpected answer to snapshot list");
@@ -75,7 +80,7 @@ pub fn run(cmd: SnapshotCmd) -> Result<()> {
                     serde_json::to_string_pretty(&list_json(&list.snapshots))?
                 );
             } else {
-                print_list(&list.snapshots, space);
+                print_list(&list.snapshots, space, Sizes { exact: bytes });
                 if list.sweep_pending {
                     println!("(sweep of deleted snapshots in progress)");
                 }
@@ -143,7 +148,7 @@ fn list_json(list: &[SnapshotInfo]) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn print_list(list: &[SnapshotInfo], space: bool) {
+fn print_list(list: &[SnapshotInfo], space: bool, sizes: Sizes) {
     let width = list.iter().map(|s| s.name.len()).max().unwrap_or(0).max(24);
     if space {
         println!(
@@ -165,8 +170,8 @@ fn print_list(list: &[SnapshotInfo], space: bool) {
                 local_time(s),
                 s.generation,
                 kind,
-                r,
-                u
+                sizes.fmt(r),
+                sizes.fmt(u)
             ),
             _ => println!(
                 "{:<width$} {:<25} {:>10} {:<8}",

@@ -3,11 +3,12 @@
 use anyhow::{bail, Result};
 use verfs_core::control::{Request, Response, StatsReport};
 
+use super::units::Sizes;
 use super::ConfigArgs;
 use crate::control::client;
 
 /// Asks the daemon of the configured data dir for its figures and prints them.
-pub fn run(args: &ConfigArgs, json: bool) -> Result<()> {
+pub fn run(args: &ConfigArgs, json: bool, sizes: Sizes) -> Result<()> {
     let cfg = super::config::load(args)?;
     let Response::Stats(s) = client::call(&cfg.data_dir, &Request::Stats)? else {
         bail!("unexpected answer to stats");
@@ -15,37 +16,18 @@ pub fn run(args: &ConfigArgs, json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(&s)?);
     } else {
-        print_human(&s);
+        print_human(&s, sizes);
     }
     Ok(())
 }
 
-fn mib(b: u64) -> String {
-    format!("{:.1} MiB", b as f64 / 1048576.0)
-}
-
-fn print_human(s: &StatsReport) {
+fn print_human(s: &StatsReport, sizes: Sizes) {
+    let size = |b| sizes.fmt(b);
     let a = &s.activity;
-    println!(
-        "logical bytes        {} ({})",
-        s.logical_bytes,
-        mib(s.logical_bytes)
-    );
-    println!(
-        "unique bytes         {} ({})",
-        s.unique_bytes,
-        mib(s.unique_bytes)
-    );
-    println!(
-        "stored chunk bytes   {} ({})",
-        s.stored_chunk_bytes,
-        mib(s.stored_chunk_bytes)
-    );
-    println!(
-        "pack bytes on disk   {} ({})",
-        s.pack_bytes,
-        mib(s.pack_bytes)
-    );
+    println!("logical bytes        {}", size(s.logical_bytes));
+    println!("unique bytes         {}", size(s.unique_bytes));
+    println!("stored chunk bytes   {}", size(s.stored_chunk_bytes));
+    println!("pack bytes on disk   {}", size(s.pack_bytes));
     println!("dedup ratio          {:.3}", s.dedup_ratio);
     println!("compression ratio    {:.3}", s.compression_ratio);
     println!(
@@ -78,6 +60,7 @@ fn print_human(s: &StatsReport) {
     );
     println!(
         "bytes written / read {} / {}",
-        a.bytes_written, a.bytes_read
+        size(a.bytes_written),
+        size(a.bytes_read)
     );
 }

@@ -4,13 +4,14 @@
 use anyhow::{bail, Result};
 use verfs_core::control::{Request, Response, StatusReport};
 
+use super::units::Sizes;
 use super::ConfigArgs;
 use crate::control::client;
 
 /// Asks the daemon of the configured data dir and prints its status.
 ///
 /// Fails (exit 2) when no daemon runs there.
-pub fn run(args: &ConfigArgs, json: bool) -> Result<()> {
+pub fn run(args: &ConfigArgs, json: bool, sizes: Sizes) -> Result<()> {
     let cfg = super::config::load(args)?;
     let Response::Status(s) = client::call(&cfg.data_dir, &Request::Status)? else {
         bail!("unexpected answer to status");
@@ -18,25 +19,9 @@ pub fn run(args: &ConfigArgs, json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(&s)?);
     } else {
-        print_human(&s);
+        print_human(&s, sizes);
     }
     Ok(())
-}
-
-/// `n` bytes for a person: binary units with one decimal.
-fn human(n: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < units.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", units[u])
-    }
 }
 
 fn uptime(secs: u64) -> String {
@@ -48,7 +33,7 @@ fn uptime(secs: u64) -> String {
     }
 }
 
-fn print_human(s: &StatusReport) {
+fn print_human(s: &StatusReport, sizes: Sizes) {
     let mode = if s.read_only {
         "read-only"
     } else {
@@ -66,8 +51,8 @@ fn print_human(s: &StatusReport) {
     println!("snapshots    {}{sweep}", s.snapshots);
     let gc = if s.gc_running { "running" } else { "idle" };
     println!("gc           {gc}, {} runs finished", s.gc_runs);
-    println!("packs        {}", human(s.pack_bytes));
-    println!("disk free    {}", human(s.disk_free_bytes));
+    println!("packs        {}", sizes.fmt(s.pack_bytes));
+    println!("disk free    {}", sizes.fmt(s.disk_free_bytes));
 }
 
 #[cfg(test)]
@@ -75,11 +60,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_and_uptimes_read_naturally() {
-        assert_eq!(human(0), "0 B");
-        assert_eq!(human(1023), "1023 B");
-        assert_eq!(human(1536), "1.5 KiB");
-        assert_eq!(human(5 << 30), "5.0 GiB");
+    fn uptimes_read_naturally() {
         assert_eq!(uptime(59), "0h 0m 59s");
         assert_eq!(uptime(90061), "1d 1h 1m");
     }

@@ -21,10 +21,13 @@ impl std::fmt::Display for NoDaemon {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "no running verfsnext daemon for data dir {} (socket {}: {})",
+            "no running verfsnext daemon for data dir {} (socket {}: {}); mount it first \
+             (`verfsnext mount` or `mount -t fuse.verfsnext {} MOUNTPOINT`) or name the data \
+             dir it serves with --data-dir or --config",
             self.data_dir.display(),
             self.socket.display(),
-            self.cause
+            self.cause,
+            self.data_dir.display()
         )
     }
 }
