@@ -89,6 +89,9 @@ pub struct StatusReport {
     pub snapshots: u64,
     /// Whether deleted snapshots' versions are still being swept.
     pub sweep_pending: bool,
+    /// Versions the sweep removed since the daemon started (progress of a sweep).
+    #[serde(default)]
+    pub sweep_removed: u64,
     /// Whether GC is running now.
     pub gc_running: bool,
     /// GC runs finished since the start.

@@ -80,3 +80,37 @@ fn fsck_draws_a_bar_on_a_terminal_and_plain_lines_in_a_pipe() {
     );
     assert!(piped.contains("no problems found"), "{piped}");
 }
+
+#[test]
+fn snapshot_delete_wait_returns_once_the_sweep_is_done() {
+    let mut fs = TestFs::new();
+    fs.start();
+    for i in 0..200 {
+        std::fs::write(fs.mnt.join(format!("f{i}")), format!("{i}")).expect("write");
+    }
+    fs.snapshot_ok(&["create", "s1"]);
+    for i in 0..200 {
+        std::fs::remove_file(fs.mnt.join(format!("f{i}"))).expect("unlink");
+    }
+    let out = fs.snapshot_ok(&["delete", "--wait", "s1"]);
+    assert!(
+        out.contains("deleted s1") && out.contains("sweep finished"),
+        "{out}"
+    );
+    let removed: u64 = out
+        .split("sweep finished: ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("a count of removed versions");
+    assert!(removed > 0, "{out}");
+    let status = fs
+        .command("timeout")
+        .args(["60", BIN.as_str(), "status", "--json", "--data-dir"])
+        .arg(&fs.data)
+        .output()
+        .expect("status");
+    let s: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
+    assert_eq!(s["sweep_pending"], false, "{s}");
+    fs.stop();
+}

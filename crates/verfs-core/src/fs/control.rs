@@ -60,6 +60,7 @@ impl Fs {
             vault: self.vault_state()?.as_str().into(),
             snapshots: self.snapshot_count(),
             sweep_pending: self.sweeper.figures().pending.load(Ordering::SeqCst),
+            sweep_removed: self.sweeper.figures().removed.load(Ordering::Relaxed),
             gc_running: gc.running,
             gc_runs: gc.runs,
             pack_bytes: self.engine.packs.usage().1,

@@ -1,8 +1,11 @@
 //! `verfsnext snapshot create|list|delete|diff`.
 
+use std::path::Path;
+
 use anyhow::{bail, Result};
 use verfs_core::control::{DiffEntry, DiffKind, Request, Response, SnapshotInfo};
 
+use super::progress::Bar;
 use super::units::Sizes;
 use super::ConfigArgs;
 use crate::control::client;
@@ -38,6 +41,10 @@ pub enum SnapshotCmd {
         config: ConfigArgs,
         /// Its name.
         name: String,
+        /// Wait until the background sweep has removed its versions (progress on a
+        /// terminal); GC can then give the space back.
+        #[arg(long)]
+        wait: bool,
     },
     /// What changed from snapshot A to snapshot B, or to the live tree: `+` created,
     /// `-` removed, `M` changed, `R old -> new` renamed.
@@ -61,9 +68,16 @@ pub fn run(cmd: SnapshotCmd) -> Result<()> {
             let s = expect_snapshot(call(&config, Request::SnapshotCreate { name })?)?;
             println!("{}\tgeneration {}", s.name, s.generation);
         }
-        SnapshotCmd::Delete { config, name } => {
-            let s = expect_snapshot(call(&config, Request::SnapshotDelete { name })?)?;
+        SnapshotCmd::Delete { config, name, wait } => {
+            let dir = super::config::load(&config)?.data_dir;
+            // Counted from before the delete: a small sweep may end before a first poll.
+            let before = if wait { sweep_state(&dir)?.1 } else { 0 };
+            let s = expect_snapshot(client::call(&dir, &Request::SnapshotDelete { name })?)?;
             println!("deleted {}", s.name);
+            if wait {
+                let removed = wait_for_sweep(&dir, before)?;
+                println!("sweep finished: {removed} versions removed");
+            }
         }
         SnapshotCmd::List {
             config,
@@ -111,6 +125,31 @@ pub fn run(cmd: SnapshotCmd) -> Result<()> {
 fn call(config: &ConfigArgs, req: Request) -> Result<Response> {
     let cfg = super::config::load(config)?;
     client::call(&cfg.data_dir, &req)
+}
+
+/// Whether a sweep is pending, and the versions swept since the daemon started.
+fn sweep_state(dir: &Path) -> Result<(bool, u64)> {
+    match client::call(dir, &Request::Status)? {
+        Response::Status(s) => Ok((s.sweep_pending, s.sweep_removed)),
+        _ => bail!("unexpected answer to status"),
+    }
+}
+
+/// Polls the daemon until no sweep is pending, showing the versions removed since
+/// `before`; returns that count.
+fn wait_for_sweep(dir: &Path, before: u64) -> Result<u64> {
+    let bar = Bar::new("sweep");
+    bar.phase("removing the deleted snapshot's versions", 0);
+    loop {
+        let (pending, removed) = sweep_state(dir)?;
+        let done = removed.saturating_sub(before);
+        bar.set(done);
+        if !pending {
+            bar.finish();
+            return Ok(done);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }
 
 fn expect_snapshot(r: Response) -> Result<SnapshotInfo> {
