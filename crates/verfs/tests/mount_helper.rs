@@ -9,7 +9,7 @@
 mod common;
 
 use std::os::unix::fs::symlink;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread::sleep;
@@ -103,7 +103,7 @@ impl Helper {
         let out = run_timeout(60, "umount", &[&path_str(&self.fs.mnt)]);
         assert!(out.status.success(), "umount: {out:?}");
         let deadline = Instant::now() + Duration::from_secs(60);
-        while Path::new(&format!("/proc/{pid}")).exists() {
+        while alive(pid) {
             assert!(
                 Instant::now() < deadline,
                 "daemon {pid} still running after umount"
@@ -116,6 +116,18 @@ impl Helper {
             self.log()
         );
     }
+}
+
+/// Whether `pid` runs: exists and is not a zombie (a detached daemon is reparented to
+/// PID 1, which in a container may not reap it).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next())
+        })
+        .is_some_and(|state| state != 'Z' && state != 'X')
 }
 
 impl Drop for Helper {
