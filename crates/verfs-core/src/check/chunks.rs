@@ -128,6 +128,7 @@ pub(super) fn check_references(
                 ),
                 Some(ns.describe(u.ino, u.frozen)),
             );
+            report.unreadable(*hash);
         }
     }
     for (hash, c) in &table.by_hash {

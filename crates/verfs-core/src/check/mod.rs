@@ -15,6 +15,8 @@
 
 mod chunks;
 mod packs;
+mod repair;
+mod repair_tree;
 mod report;
 mod tree;
 mod verify;
@@ -23,6 +25,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+pub use repair::{repair, Change, RepairReport};
 pub use report::{Counts, Problem, ProblemKind, Report};
 
 use crate::data::ChunkHasher;
@@ -101,6 +104,20 @@ pub fn run(
         return Err(not_data_dir("not a directory"));
     }
     let _lock = DataDirLock::acquire_shared_existing(data_dir)?;
+    run_locked(data_dir, opts, progress)
+}
+
+/// [`run`] for a caller that holds the data-dir lock already (`--repair` holds it
+/// exclusively from its first check to its last).
+fn run_locked(
+    data_dir: &Path,
+    opts: Options,
+    progress: &mut dyn Progress,
+) -> Result<Report, CheckError> {
+    let not_data_dir = |message: &str| CheckError::NotADataDir {
+        path: data_dir.to_path_buf(),
+        message: message.into(),
+    };
     let meta_dir = data_dir.join("meta");
     if !meta_dir.is_dir() {
         return Err(not_data_dir(

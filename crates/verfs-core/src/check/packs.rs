@@ -57,6 +57,7 @@ pub(super) fn check(
             if c.refcount > 0 {
                 let msg = format!("chunk {hash} is marked lost (its pack record did not survive a crash); reads of it fail");
                 report.problem(ProblemKind::LostChunk, msg, cx.refs.user(hash, cx.ns));
+                report.unreadable(*hash);
             }
             continue;
         }
@@ -83,6 +84,9 @@ fn pack_problem(kind: ProblemKind, msg: String, named: &Named, cx: &Context, rep
     let user = named.keys().find_map(|h| cx.refs.user(h, cx.ns));
     let msg = format!("{msg}; {} chunk record(s) name it", named.len());
     report.problem(kind, msg, user);
+    for h in named.keys() {
+        report.unreadable(*h);
+    }
 }
 
 /// Checks one pack: it exists, its header and index are sound, and it holds every chunk
@@ -143,22 +147,16 @@ fn check_named(
         if damaged.contains(hash) {
             continue;
         }
-        match index.find(hash) {
-            None => report.problem(
-                ProblemKind::ChunkNotInPack,
-                format!("chunk {hash} should be in {id}, which holds no record of it"),
-                cx.refs.user(hash, cx.ns),
+        let msg = match index.find(hash) {
+            None => format!("chunk {hash} should be in {id}, which holds no record of it"),
+            Some(loc) if loc.stored_len != c.stored_len => format!(
+                "chunk {hash}: record in {id} is {} bytes, chunk record says {}",
+                loc.stored_len, c.stored_len
             ),
-            Some(loc) if loc.stored_len != c.stored_len => report.problem(
-                ProblemKind::ChunkNotInPack,
-                format!(
-                    "chunk {hash}: record in {id} is {} bytes, chunk record says {}",
-                    loc.stored_len, c.stored_len
-                ),
-                cx.refs.user(hash, cx.ns),
-            ),
-            Some(_) => {}
-        }
+            Some(_) => continue,
+        };
+        report.problem(ProblemKind::ChunkNotInPack, msg, cx.refs.user(hash, cx.ns));
+        report.unreadable(*hash);
     }
 }
 
@@ -220,6 +218,12 @@ fn report_damage(
                 hit.insert(h);
                 let msg = format!("{what} (damaged record of chunk {h})");
                 report.problem(ProblemKind::DamagedRecord, msg, cx.refs.user(&h, cx.ns));
+                report.unreadable(h);
+            }
+            // A record no chunk record names any more (e.g. after `--repair`): dead
+            // space, like any unreferenced record, which GC drops when it rewrites.
+            (None, Some(_)) if claimed.is_some() => {
+                report.note(format!("{what} (no chunk record names it: dead space)"))
             }
             (None, Some(_)) => report.problem(ProblemKind::DamagedRecord, what, None),
             (None, None) => report.note(format!("{what} (a torn tail; the next mount cuts it)")),

@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use crate::types::ChunkHash;
+
 /// The class of a problem, so scripts (and tests) can tell problems apart without
 /// parsing messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -109,6 +111,11 @@ pub struct Report {
     pub info: Vec<String>,
     /// What was checked.
     pub counts: Counts,
+    /// Chunks whose bytes cannot be served (no chunk record, marked lost, pack missing
+    /// or unusable, record absent or damaged, wrong id): what `--repair` turns into
+    /// holes.
+    #[serde(skip)]
+    pub unreadable: std::collections::BTreeSet<crate::types::ChunkHash>,
 }
 
 impl Report {
@@ -124,6 +131,11 @@ impl Report {
             message,
             path,
         });
+    }
+
+    /// Records that `hash`'s bytes cannot be served.
+    pub(crate) fn unreadable(&mut self, hash: ChunkHash) {
+        self.unreadable.insert(hash);
     }
 
     /// Records a note.

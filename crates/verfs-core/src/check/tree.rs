@@ -11,16 +11,16 @@ use crate::types::{FileKind, Ino};
 /// What check 5 needs of an inode.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Node {
-    kind: FileKind,
-    nlink: u32,
-    parent: Ino,
+    pub(super) kind: FileKind,
+    pub(super) nlink: u32,
+    pub(super) parent: Ino,
 }
 
 /// The live namespace: every inode and dirent, loaded once.
 #[derive(Default)]
 pub(super) struct Namespace {
-    inodes: BTreeMap<Ino, Node>,
-    dirents: Vec<(Ino, Vec<u8>, Dirent)>,
+    pub(super) inodes: BTreeMap<Ino, Node>,
+    pub(super) dirents: Vec<(Ino, Vec<u8>, Dirent)>,
     /// The first dirent naming each inode, for paths.
     names: HashMap<Ino, (Ino, Vec<u8>)>,
 }
@@ -109,7 +109,8 @@ impl Namespace {
         }
     }
 
-    fn entry_path(&self, parent: Ino, name: &[u8]) -> String {
+    /// The path of entry `name` of `parent`.
+    pub(super) fn entry_path(&self, parent: Ino, name: &[u8]) -> String {
         let base = self.describe(parent, false);
         let sep = if base.ends_with('/') { "" } else { "/" };
         format!("{base}{sep}{}", String::from_utf8_lossy(name))

@@ -44,6 +44,7 @@ pub(super) fn verify_records(
         if let Err((kind, msg)) = verify_one(file, id, hash, *loc, hasher, report) {
             let msg = format!("{id} at {}: chunk {hash}: {msg}", loc.offset);
             report.problem(kind, msg, cx.refs.user(hash, cx.ns));
+            report.unreadable(*hash);
         }
         progress.advance(i as u64 + 1);
     }

@@ -236,6 +236,52 @@ impl WriteTxn {
         }
     }
 
+    /// `fsck --repair`: removes one stored version of the extent at `offset` of `ino`
+    /// (the live one, or the frozen one born at `frozen`), so every view that saw it sees
+    /// a hole there. Unlike [`WriteTxn::delete_extent`] nothing is retired for snapshots:
+    /// the version's bytes are gone and a snapshot must not keep pointing at them.
+    pub fn purge_extent_version(
+        &mut self,
+        ino: Ino,
+        offset: u64,
+        frozen: Option<Generation>,
+    ) -> Result<(), MetaError> {
+        let logical = keys::extent(ino, offset);
+        match frozen {
+            None => self.del(&keys::live(&logical)),
+            Some(birth) => self.del(&keys::frozen(&logical, birth)),
+        }
+    }
+
+    /// `fsck --repair`: sets the refcount of `hash`'s record to `refcount` and its `Z`
+    /// mark to match, whatever they were.
+    pub fn force_chunk_refcount(
+        &mut self,
+        hash: &ChunkHash,
+        c: &ChunkRecord,
+        refcount: u64,
+    ) -> Result<(), MetaError> {
+        let fixed = ChunkRecord { refcount, ..*c };
+        self.set(&keys::chunk(hash), &fixed.encode())?;
+        self.set_zero_mark(hash, refcount == 0)
+    }
+
+    /// `fsck --repair`: sets or clears the `Z` mark of `hash`.
+    pub fn set_zero_mark(&mut self, hash: &ChunkHash, marked: bool) -> Result<(), MetaError> {
+        if marked {
+            self.set(&keys::zero_ref(hash), &[])
+        } else {
+            self.del(&keys::zero_ref(hash))
+        }
+    }
+
+    /// `fsck --repair`: removes the record and `Z` mark of a chunk nothing references
+    /// and whose bytes are gone (GC could not free it: its pack is missing or damaged).
+    pub fn drop_chunk_record(&mut self, hash: &ChunkHash) -> Result<(), MetaError> {
+        self.del(&keys::chunk(hash))?;
+        self.del(&keys::zero_ref(hash))
+    }
+
     /// Marks `ino` as unlinked while open.
     pub fn set_orphan(&mut self, ino: Ino) -> Result<(), MetaError> {
         self.set(&keys::orphan(ino), &[])

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use verfs_core::check::{self, Options, Progress, Report};
+use verfs_core::datadir::DataDirPerms;
 use verfs_core::Config;
 
 use super::progress::Bar;
@@ -23,11 +24,22 @@ pub struct FsckArgs {
     /// Print a JSON summary on stdout instead of text.
     #[arg(long)]
     json: bool,
+    /// Repair what the check finds (copying meta/ aside first): unreadable data becomes
+    /// holes in the files named, refcounts and zero-ref marks are recomputed, dangling
+    /// entries removed, link counts set, unnamed inodes reattached under /lost+found.
+    /// Exit 0 when the check afterwards is clean.
+    #[arg(long)]
+    repair: bool,
 }
 
-/// Runs the check and maps its outcome to the documented exit status.
+/// Runs the check (or the repair) and maps its outcome to the documented exit status.
 pub fn run(args: &FsckArgs) -> ExitCode {
-    match check(args) {
+    let outcome = if args.repair {
+        repair(args)
+    } else {
+        check(args)
+    };
+    match outcome {
         Ok(report) if report.is_clean() => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(1),
         Err(e) => {
@@ -38,24 +50,62 @@ pub fn run(args: &FsckArgs) -> ExitCode {
 }
 
 /// The data dir to check: `--data-dir`, else that of `--config` or the first config
-/// file of the search path, else the default. Found without the config loader's notes
-/// on stderr, so a refusal stays one line.
-fn data_dir(args: &ConfigArgs) -> Result<PathBuf> {
-    if let Some(d) = &args.data_dir {
-        return Ok(d.clone());
-    }
+/// file of the search path, else the default; with the permission policy a repair
+/// writes with. Found without the config loader's notes on stderr, so a refusal stays
+/// one line.
+fn target(args: &ConfigArgs) -> Result<(PathBuf, DataDirPerms)> {
     let file = match &args.config {
         Some(p) => Some(p.clone()),
         None => Config::search_path().into_iter().find(|p| p.is_file()),
     };
-    Ok(match file {
-        Some(p) => Config::load(&p)?.data_dir,
-        None => Config::default().data_dir,
-    })
+    let cfg = match file {
+        Some(p) => Config::load(&p)?,
+        None => Config::default(),
+    };
+    let dir = args.data_dir.clone().unwrap_or(cfg.data_dir.clone());
+    Ok((dir, cfg.data_dir_perms()))
+}
+
+/// `fsck --repair`: check, repair, check again; prints the changes and the final check.
+fn repair(args: &FsckArgs) -> Result<Report> {
+    let (dir, perms) = target(&args.config)?;
+    // What SurrealKV writes gets the data dir's modes, as in the daemon.
+    super::mount::restrict_umask(perms);
+    let opts = Options {
+        read_data: args.read_data,
+    };
+    let mut bar = FsckProgress(Bar::new("fsck"));
+    let out = check::repair(&dir, opts, perms, &mut bar);
+    bar.0.finish();
+    let out = out?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(out.after);
+    }
+    if out.changes.is_empty() && out.before.is_clean() {
+        print_human(&out.after);
+        println!("nothing to repair");
+        return Ok(out.after);
+    }
+    println!("before repair: {} problem(s)", out.before.problems.len());
+    if let Some(b) = &out.backup {
+        println!("metadata copied to {} before any change", b.display());
+    }
+    for c in &out.changes {
+        match &c.path {
+            Some(p) => println!("repaired: {} ({p})", c.what),
+            None => println!("repaired: {}", c.what),
+        }
+    }
+    println!("{} change(s); checking again:", out.changes.len());
+    print_human(&out.after);
+    Ok(out.after)
 }
 
 fn check(args: &FsckArgs) -> Result<Report> {
-    let dir = data_dir(&args.config)?;
+    let (dir, perms) = target(&args.config)?;
+    // SurrealKV may replay its WAL on open; what it writes gets the data dir's modes.
+    super::mount::restrict_umask(perms);
     let opts = Options {
         read_data: args.read_data,
     };

@@ -50,8 +50,8 @@ enum Command {
     /// Run garbage collection on the running daemon, or show its state.
     #[command(subcommand)]
     Gc(gc::GcCmd),
-    /// Check an unmounted data dir offline, writing nothing: exit 0 clean, 1 problems
-    /// found, 2 cannot run (a daemon holds it).
+    /// Check an unmounted data dir offline, writing nothing (with --repair: fix what it
+    /// finds): exit 0 clean, 1 problems found (left), 2 cannot run (a daemon holds it).
     Fsck(fsck::FsckArgs),
     /// Create, unlock, lock or re-key the encrypted folder /.vault, or show its state:
     /// exit 0 done, 1 usage or state error, 2 no daemon, 3 wrong password or key file,

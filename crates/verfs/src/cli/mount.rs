@@ -60,7 +60,7 @@ fn notify_systemd(e: Lifecycle) {
 /// SurrealKV's, gets no bit `perms` refuses (the library sets its own modes explicitly;
 /// this covers what it does not create itself). Requests through the mount carry the
 /// caller's umask, so this changes nothing inside the filesystem.
-fn restrict_umask(perms: DataDirPerms) {
+pub(super) fn restrict_umask(perms: DataDirPerms) {
     // SAFETY: umask(2) cannot fail and has no memory-safety preconditions; no thread
     // creating files is running yet.
     unsafe { libc::umask(perms.umask() as libc::mode_t) };

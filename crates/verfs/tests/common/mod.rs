@@ -11,6 +11,7 @@
 
 #![allow(dead_code)]
 
+pub mod damage;
 mod util;
 pub mod vault;
 
