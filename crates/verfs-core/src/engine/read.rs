@@ -113,7 +113,10 @@ impl Engine {
     }
 
     fn load_chunk(&self, e: &Extent, loc: ChunkLoc) -> FsResult<Bytes> {
-        let data = self.packs.read(loc.pack_id, &e.hash, loc.plain_len)?;
+        let data = self
+            .packs
+            .read(loc.pack_id, &e.hash, loc.plain_len)
+            .map_err(|err| self.damaged(err.into()))?;
         if !loc.sealed {
             self.cache_chunk(e.hash, data.clone());
         }
@@ -130,7 +133,16 @@ impl Engine {
         }
         self.packs
             .read_into(loc.pack_id, &e.hash, loc.plain_len, out)
-            .map_err(FsError::from)
+            .map_err(|err| self.damaged(err.into()))
+    }
+
+    /// Counts a failed pack read in `stats` (the error itself is logged once, with
+    /// pack and offset, where it becomes an errno).
+    fn damaged(&self, err: FsError) -> FsError {
+        if matches!(err, FsError::Corrupt(_) | FsError::Io(_)) {
+            self.stats.damaged_read();
+        }
+        err
     }
 
     /// Appends bytes `[start, start + len)` to `out` from `src`; holes and bytes past

@@ -17,6 +17,7 @@ pub struct Stats {
     chunk_cache_misses: AtomicU64,
     dedup_cache_hits: AtomicU64,
     dedup_cache_misses: AtomicU64,
+    damaged_reads: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -50,6 +51,10 @@ pub struct StatsSnapshot {
     /// Pack index lookups that had to read a pack's index from disk.
     #[serde(default)]
     pub pack_index_misses: u64,
+    /// Chunk reads that failed: a damaged or missing pack record, a missing pack (each
+    /// answered EIO and logged with pack and offset).
+    #[serde(default)]
+    pub damaged_reads: u64,
 }
 
 impl Stats {
@@ -87,6 +92,10 @@ impl Stats {
             self.dedup_cache_misses.fetch_add(1, Relaxed);
         }
     }
+    /// Counts a chunk read that failed on damaged or missing stored data.
+    pub fn damaged_read(&self) {
+        self.damaged_reads.fetch_add(1, Relaxed);
+    }
     /// Copies the counters (pack index counters are kept by the pack store and filled
     /// in by the caller).
     pub fn snapshot(&self) -> StatsSnapshot {
@@ -103,6 +112,7 @@ impl Stats {
             dedup_cache_misses: self.dedup_cache_misses.load(Relaxed),
             pack_index_hits: 0,
             pack_index_misses: 0,
+            damaged_reads: self.damaged_reads.load(Relaxed),
         }
     }
 }

@@ -54,6 +54,7 @@ fn print_human(s: &StatsReport, sizes: Sizes) {
         a.pack_index_hits,
         a.pack_index_hits + a.pack_index_misses
     );
+    println!("damaged reads        {} (EIO: damaged or missing pack data)", a.damaged_reads);
     println!(
         "batches              {} (mean {:.1} blocks)",
         a.batches, s.mean_batch_blocks
