@@ -604,8 +604,9 @@ def cmd_check_crash(a):
                   f"returned) is listed after the kill")
             bad += 1
     info = []
-    for n in pending:
-        info.append(f"{n} answered-not-synced {'kept' if n in snaps else 'gone'}")
+    for n, s in pending.items():  # answered, but no fsync of this worker returned after
+        what = "created" if s == "present" else "deleted"
+        info.append(f"{n} {what} without a later fsync: {'listed' if n in snaps else 'not listed'}")
     new_snaps = {}
     for n in snaps:
         if n not in manifests:
