@@ -103,7 +103,10 @@ cleanup() {
     # Workers run under `timeout`, which passes SIGTERM on to python.
     for p in "${worker_pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
     if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
-        kill -9 "$daemon_pid" 2>/dev/null
+        exec 3>&2 2>/dev/null
+        kill -9 "$daemon_pid"
+        wait "$daemon_pid"
+        exec 2>&3 3>&-
     fi
     # Every mount of this run (normally none or the current one).
     while read -r _ m _; do
