@@ -187,7 +187,8 @@ pub(crate) fn info(name: &[u8], rec: &SnapshotRecord) -> SnapshotInfo {
 impl Fs {
     /// Creates snapshot `name` of the live tree: queued behind every change queued so
     /// far, it freezes what every reader saw when it was called (held tails included);
-    /// changes queued after it are not in it. O(1) in files and data.
+    /// changes queued after it are not in it. O(1) in files and data; durable (packs
+    /// and metadata synced) when it returns.
     ///
     /// Fails with `BadName`, `Exists`, or the store's error.
     pub fn create_snapshot(&self, name: &str) -> Result<SnapshotInfo, SnapshotCmdError> {
@@ -212,6 +213,8 @@ impl Fs {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(name.as_bytes().to_vec(), rec);
+        // Durable when it returns, like `zfs snapshot`: packs, then the metadata log.
+        self.engine.sync_durable()?;
         tracing::info!(name, generation = rec.generation.0, "snapshot created");
         Ok(info(name.as_bytes(), &rec))
     }
@@ -244,6 +247,8 @@ impl Fs {
             .unwrap_or_else(|p| p.into_inner())
             .remove(name.as_bytes());
         self.sweeper.kick();
+        // The delete survives a crash once it returns (the sweep resumes at mount).
+        self.engine.sync_durable()?;
         tracing::info!(name, generation = rec.generation.0, "snapshot deleted");
         Ok(info(name.as_bytes(), &rec))
     }
