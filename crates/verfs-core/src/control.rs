@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 pub use crate::gc::{GcReport, GcStatus};
+pub use crate::scrub::{DamagedChunk, ScrubCursor, ScrubProgress, ScrubReport, ScrubStatus};
 
 use crate::engine::stats::StatsSnapshot;
 
@@ -45,6 +46,17 @@ pub enum Request {
     },
     /// The collector's state.
     GcStatus,
+    /// Start a scrub pass (going on from a saved cursor unless `restart`); answered
+    /// once it is started, or at once if one runs already.
+    ScrubStart {
+        /// Drop a saved cursor and begin at the first pack.
+        #[serde(default)]
+        restart: bool,
+    },
+    /// The scrub's state, with the last report.
+    ScrubStatus,
+    /// Stop the running pass after its current record, keeping its cursor.
+    ScrubCancel,
     /// Create, unlock, lock or re-key the vault, or ask its state.
     Vault(VaultRequest),
     /// Where and how the daemon runs (`verfsnext status`).
@@ -235,6 +247,15 @@ pub enum Response {
     GcStarted,
     /// Answer to [`Request::GcStatus`].
     GcState(GcStatus),
+    /// Answer to [`Request::ScrubStart`].
+    ScrubStarted {
+        /// The run's number; its report is `last` in the status once `run` ended.
+        run: u64,
+        /// Whether this request started it (`false`: it was running already).
+        new: bool,
+    },
+    /// Answer to [`Request::ScrubStatus`] and [`Request::ScrubCancel`].
+    ScrubState(ScrubStatus),
     /// Answer to a vault command that succeeded: the vault's state now.
     Vault {
         /// `none`, `locked` or `unlocked`.

@@ -17,6 +17,7 @@ pub struct Stats {
     chunk_cache_misses: AtomicU64,
     dedup_cache_hits: AtomicU64,
     dedup_cache_misses: AtomicU64,
+    scrub_damaged_chunks: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -50,6 +51,9 @@ pub struct StatsSnapshot {
     /// Pack index lookups that had to read a pack's index from disk.
     #[serde(default)]
     pub pack_index_misses: u64,
+    /// Damaged chunk records the scrub found (each counted once per scrub pass).
+    #[serde(default)]
+    pub scrub_damaged_chunks: u64,
 }
 
 impl Stats {
@@ -87,6 +91,10 @@ impl Stats {
             self.dedup_cache_misses.fetch_add(1, Relaxed);
         }
     }
+    /// Counts a damaged chunk record found by the scrub.
+    pub fn scrub_damaged(&self) {
+        self.scrub_damaged_chunks.fetch_add(1, Relaxed);
+    }
     /// Copies the counters (pack index counters are kept by the pack store and filled
     /// in by the caller).
     pub fn snapshot(&self) -> StatsSnapshot {
@@ -103,6 +111,7 @@ impl Stats {
             dedup_cache_misses: self.dedup_cache_misses.load(Relaxed),
             pack_index_hits: 0,
             pack_index_misses: 0,
+            scrub_damaged_chunks: self.scrub_damaged_chunks.load(Relaxed),
         }
     }
 }

@@ -1,0 +1,153 @@
+//! Verifying one stored record end to end: CRC and header, decryption (with a key),
+//! decoding, and the plain bytes hashed back to the id the record is stored under.
+//! Shared by the offline `fsck --read-data` and the online scrub, so both judge a
+//! record by the same rules.
+
+use serde::{Deserialize, Serialize};
+
+use super::{read_record, Location, PackError};
+use crate::data::cipher::ChunkCipher;
+use crate::data::compress::decompress;
+use crate::data::hash::ChunkHasher;
+use crate::data::packio::PackFile;
+use crate::types::{ChunkHash, PackId};
+
+/// How far a sound record could be verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checked {
+    /// Every check passed, the keyed hash included (unless no hasher was given).
+    Full,
+    /// An encrypted record read without its key: its CRC (which covers the ciphertext
+    /// and the header) passed; decryption, decoding and the hash were not checked.
+    CrcOnly,
+}
+
+/// Which check a damaged record failed; the names are part of the scrub report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Damage {
+    /// Magic, header, length or CRC check failed: the bytes on disk changed.
+    Checksum,
+    /// The CRC passed but the payload does not decompress to its plain length.
+    Decode,
+    /// The plain bytes do not hash to the record's chunk id.
+    Hash,
+    /// An encrypted record failed authentication with the vault key.
+    Auth,
+    /// The pack (or its index) holds no record of the chunk.
+    Missing,
+    /// The OS failed the read.
+    Io,
+}
+
+impl Damage {
+    /// A short description for reports and logs.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Damage::Checksum => "record fails its checksum",
+            Damage::Decode => "payload does not decode",
+            Damage::Hash => "plain bytes hash to another id",
+            Damage::Auth => "encrypted payload fails authentication",
+            Damage::Missing => "record missing from its pack",
+            Damage::Io => "read error",
+        }
+    }
+
+    /// The byte that stands for this kind in the scrub cursor (`docs/format.md`).
+    pub fn to_byte(self) -> u8 {
+        match self {
+            Damage::Checksum => 1,
+            Damage::Decode => 2,
+            Damage::Hash => 3,
+            Damage::Auth => 4,
+            Damage::Missing => 5,
+            Damage::Io => 6,
+        }
+    }
+
+    /// The kind a cursor byte stands for; `None` for an unknown byte.
+    pub fn from_byte(b: u8) -> Option<Damage> {
+        Some(match b {
+            1 => Damage::Checksum,
+            2 => Damage::Decode,
+            3 => Damage::Hash,
+            4 => Damage::Auth,
+            5 => Damage::Missing,
+            6 => Damage::Io,
+            _ => return None,
+        })
+    }
+
+    /// The kind of a failed pack read: an OS error is `Io`, anything else the bytes.
+    pub fn of(e: &PackError) -> Damage {
+        match e {
+            PackError::Io { .. } => Damage::Io,
+            PackError::Missing { .. } => Damage::Missing,
+            PackError::Corrupt { .. } | PackError::Locked { .. } => Damage::Checksum,
+        }
+    }
+}
+
+/// A record that failed verification: which check, and the details.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    /// The check that failed.
+    pub kind: Damage,
+    /// What exactly went wrong: the pack error (which names pack and offset), or for
+    /// `Decode`, `Hash` and `Auth` what was found.
+    pub detail: String,
+}
+
+/// A record that passed: how far, and its size on disk (for rates and counters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    /// How far it was verified.
+    pub checked: Checked,
+    /// Bytes of the record (header, nonce, payload).
+    pub record_len: u64,
+}
+
+/// Reads the record of `expect` at `loc` in `file` (pack `pack`) and verifies it:
+/// header and CRC always; then, for a plain record, decoding and (with `hasher`) the
+/// keyed hash; for an encrypted one, with `cipher`, authentication, decoding and the
+/// vault's id, else nothing more ([`Checked::CrcOnly`]).
+///
+/// Fails with the check that failed; never panics on any bytes.
+pub fn verify_record(
+    file: &dyn PackFile,
+    pack: PackId,
+    loc: Location,
+    expect: &ChunkHash,
+    hasher: Option<&ChunkHasher>,
+    cipher: Option<&dyn ChunkCipher>,
+) -> Result<Verified, Fault> {
+    let fault = |kind, detail: String| Fault { kind, detail };
+    let rec = read_record(file, pack, loc, expect)
+        .map_err(|e| fault(Damage::of(&e), e.to_string()))?;
+    let h = rec.header;
+    let verified = |checked| Verified {
+        checked,
+        record_len: h.record_len(),
+    };
+    let payload = match (rec.nonce, cipher) {
+        (None, _) => rec.payload,
+        (Some(_), None) => return Ok(verified(Checked::CrcOnly)),
+        (Some(nonce), Some(c)) => c
+            .open(expect, h.codec, h.plain_len, &nonce, &rec.payload)
+            .map(bytes::Bytes::from)
+            .ok_or_else(|| fault(Damage::Auth, "authentication failed".into()))?,
+    };
+    let plain = decompress(h.codec, payload, h.plain_len as usize)
+        .map_err(|e| fault(Damage::Decode, e.to_string()))?;
+    let got = match (rec.nonce, cipher) {
+        (Some(_), Some(c)) => Some(c.chunk_id(&plain)),
+        _ => hasher.map(|hs| hs.hash(&plain)),
+    };
+    match got {
+        Some(got) if &got != expect => Err(fault(
+            Damage::Hash,
+            format!("its plain bytes hash to {got}"),
+        )),
+        _ => Ok(verified(Checked::Full)),
+    }
+}

@@ -1,0 +1,38 @@
+//! Verifying stored records in place for the online scrub: the same checks as
+//! `fsck --read-data` ([`pack::verify_record`]), on the packs the daemon has open,
+//! bypassing every cache so the bytes on disk are what is judged.
+
+use super::{PackStore, Location};
+use crate::data::pack::{self, Damage, Fault, PackError, Verified};
+use crate::types::{ChunkHash, PackId};
+
+impl PackStore {
+    /// Where pack `pack_id` holds the record of `hash` (the scrub sorts by it).
+    ///
+    /// Fails with `Missing` if the pack's index holds no such record, `Io` or `Corrupt`
+    /// if the pack or its index cannot be read.
+    pub fn record_location(&self, pack_id: PackId, hash: &ChunkHash) -> Result<Location, PackError> {
+        self.locate(pack_id, hash).map(|at| at.loc())
+    }
+
+    /// Reads the record of `hash` in `pack_id` from disk and verifies it: CRC, decoding
+    /// and the keyed id; an encrypted record is opened and checked with the vault's key
+    /// while the vault is unlocked, else only its CRC is checked.
+    ///
+    /// Fails with the check that failed, a missing record included.
+    pub fn verify_chunk(&self, pack_id: PackId, hash: &ChunkHash) -> Result<Verified, Fault> {
+        let at = self.locate(pack_id, hash).map_err(|e| Fault {
+            kind: Damage::of(&e),
+            detail: e.to_string(),
+        })?;
+        let cipher = self.cipher();
+        pack::verify_record(
+            at.file(),
+            pack_id,
+            at.loc(),
+            hash,
+            Some(&self.hasher),
+            cipher.as_deref(),
+        )
+    }
+}
