@@ -8,6 +8,7 @@ mod common;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+use common::vault::{create_vault, lock, random_token};
 use common::*;
 use verfs_core::datadir::DataDirPerms;
 use verfs_core::meta::{Reader, Store};
@@ -89,9 +90,24 @@ fn build(fs: &TestFs) {
     sync_fs(fs);
 }
 
+/// The active pack: its index is rebuilt by a scan at mount, which cuts the damaged
+/// record from it; the scrub finds the record by its header.
 #[test]
-fn damaged_chunk_names_every_file_using_it() {
-    let mut fs = mounted("");
+fn damaged_chunk_in_active_pack_names_every_file_using_it() {
+    damaged_chunk_names_every_file_using_it("");
+}
+
+/// A sealed pack (1 MiB packs: a.bin fills the first): its index still lists the
+/// record, which fails its CRC when read back.
+#[test]
+fn damaged_chunk_in_sealed_pack_names_every_file_using_it() {
+    damaged_chunk_names_every_file_using_it("pack_max_size_mb = 1\n");
+}
+
+/// Flips a payload byte of a.bin's first chunk; the scrub names exactly the files
+/// using it and every other file reads back intact.
+fn damaged_chunk_names_every_file_using_it(config: &str) {
+    let mut fs = mounted(config);
     build(&fs);
     let intact = ["b.bin", "small.txt", "c.bin", ".snapshots/s1/b.bin", ".snapshots/s1/small.txt"];
     let sums: Vec<String> = intact.iter().map(|p| sha256(&fs.m(p))).collect();
@@ -216,5 +232,31 @@ fn interrupted_scrub_resumes_after_remount() {
     assert!(r["millis"].as_u64() < Some(11_000), "{r:#}");
     let s = scrub_json(&fs, &["status"], 0);
     assert_eq!(s["saved"], serde_json::Value::Null, "cursor kept after a full pass: {s:#}");
+    fs.assert_no_panic();
+}
+
+#[test]
+fn locked_vault_chunks_are_checked_by_crc_only() {
+    let fs = mounted("");
+    let pass = format!("pw-{}", random_token(16));
+    let _key = create_vault(&fs, &pass);
+    let src = fs.t("v.bin");
+    write_random(&src, 300_000, 5);
+    sh_ok(&format!("cp {src} {} && sync", fs.m(".vault/v.bin")));
+    write_random(&fs.m("plain.bin"), 300_000, 6);
+    sync_fs(&fs);
+    let total = chunk_records(&fs);
+    // Unlocked: vault chunks are decrypted and their ids re-derived.
+    let r = scrub_json(&fs, &[], 0);
+    assert_eq!(r["crc_only"], 0, "{r:#}");
+    assert_eq!(r["records_verified"].as_u64(), Some(total), "{r:#}");
+    lock(&fs);
+    let total = chunk_records(&fs);
+    let r = scrub_json(&fs, &[], 0);
+    let crc_only = r["crc_only"].as_u64().expect("crc_only");
+    assert!(crc_only > 0 && crc_only < total, "{r:#}");
+    assert_eq!(r["records_verified"].as_u64(), Some(total), "{r:#}");
+    let notes = r["notes"].to_string();
+    assert!(notes.contains("vault is locked"), "{r:#}");
     fs.assert_no_panic();
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::cursor::{Found, Saved, ScrubCursor, CURSOR_KEY, MAX_ENTRIES};
 use super::{paths, DamagedChunk, ScrubReport, Scrubber};
-use crate::data::pack::{Checked, Fault, NONCE_LEN, RECORD_HEADER_LEN};
+use crate::data::pack::{Checked, Damage, Fault, PackError, NONCE_LEN, RECORD_HEADER_LEN};
 use crate::engine::Engine;
 use crate::error::FsResult;
 use crate::meta::{MetaError, Reader, CHUNK_FLAG_ENCRYPTED, CHUNK_FLAG_LOST};
@@ -154,11 +154,8 @@ impl Walk<'_> {
             match self.engine.packs.record_location(pack, &hash) {
                 Ok(loc) => recs.push((loc.offset, hash, len)),
                 Err(e) => {
-                    let fault = Fault {
-                        kind: crate::data::pack::Damage::of(&e),
-                        detail: e.to_string(),
-                    };
-                    self.failed(pack, None, hash, fault)?;
+                    let (offset, fault) = self.lost_record(pack, &hash, e);
+                    self.failed(pack, offset, hash, fault)?;
                     self.sc.progress.done(len);
                 }
             }
@@ -192,6 +189,20 @@ impl Walk<'_> {
             }
         }
         Ok(None)
+    }
+
+    /// Why the index of `pack` has no record of `hash`: a damaged record the scan at
+    /// open cut from the index (found by its header), else the lookup's own error.
+    fn lost_record(&self, pack: PackId, hash: &ChunkHash, e: PackError) -> (Option<u64>, Fault) {
+        let damaged = match e {
+            PackError::Missing { .. } => self.engine.packs.find_damaged_record(pack, hash),
+            _ => Ok(None),
+        };
+        match damaged {
+            Ok(Some((offset, fault))) => (Some(offset), fault),
+            Ok(None) => (None, Fault { kind: Damage::of(&e), detail: e.to_string() }),
+            Err(e2) => (None, Fault { kind: Damage::of(&e2), detail: e2.to_string() }),
+        }
     }
 
     /// A record failed: damage, unless GC moved or freed the chunk meanwhile (its

@@ -28,7 +28,7 @@ mod scan;
 mod verify;
 
 pub use read::{read_raw_payload_into, read_record, read_sealed_payload_into, RecordData};
-pub use verify::{verify_record, Checked, Damage, Fault, Verified};
+pub use verify::{find_damaged_record, verify_record, Checked, Damage, Fault, Verified};
 pub use scan::{
     check_file_header, encode_seal, index_from_scan, is_sealed, read_sealed_index, scan_records,
     ScanResult, SealedIndex,

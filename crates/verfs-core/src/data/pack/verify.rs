@@ -5,7 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{read_record, Location, PackError};
+use super::read::read_at_most;
+use super::{decode_record_header, read_record, Location, PackError, RECORD_HEADER_LEN};
 use crate::data::cipher::ChunkCipher;
 use crate::data::compress::decompress;
 use crate::data::hash::ChunkHasher;
@@ -150,4 +151,49 @@ pub fn verify_record(
         )),
         _ => Ok(verified(Checked::Full)),
     }
+}
+
+/// Finds a damaged record of `expect` among the first `len` bytes of `file`: a record
+/// an index lost because a scan found it failing its checks, whose header still names
+/// the chunk. Returns its offset and the check it fails. Reads the whole pack, so it
+/// is meant for a chunk already known to be missing.
+///
+/// Fails only if a read fails.
+pub fn find_damaged_record(
+    file: &dyn PackFile,
+    pack: PackId,
+    len: u64,
+    expect: &ChunkHash,
+) -> Result<Option<(u64, Fault)>, PackError> {
+    let scan = super::scan_records(file, pack, len)?;
+    let mut starts: Vec<u64> = scan.damaged.iter().map(|&(a, _)| a).collect();
+    if scan.damaged_tail {
+        starts.push(scan.valid_end);
+    }
+    for start in starts {
+        let mut b = [0u8; RECORD_HEADER_LEN];
+        let got = read_at_most(file, &mut b, start).map_err(|e| PackError::io(pack, start, e))?;
+        let Ok(h) = decode_record_header(pack, start, &b[..got]) else {
+            continue;
+        };
+        if &h.hash != expect {
+            continue;
+        }
+        let loc = Location {
+            offset: start,
+            stored_len: h.stored_len,
+        };
+        let fault = match read_record(file, pack, loc, expect) {
+            Err(e) => Fault {
+                kind: Damage::of(&e),
+                detail: e.to_string(),
+            },
+            Ok(_) => Fault {
+                kind: Damage::Checksum,
+                detail: format!("{pack} at {start}: record is sound but was cut from the index"),
+            },
+        };
+        return Ok(Some((start, fault)));
+    }
+    Ok(None)
 }

@@ -2,7 +2,8 @@
 //! `fsck --read-data` ([`pack::verify_record`]), on the packs the daemon has open,
 //! bypassing every cache so the bytes on disk are what is judged.
 
-use super::{PackStore, Location};
+use super::{pack_path, Location, PackStore};
+use crate::data::packio::OpenMode;
 use crate::data::pack::{self, Damage, Fault, PackError, Verified};
 use crate::types::{ChunkHash, PackId};
 
@@ -34,5 +35,24 @@ impl PackStore {
             Some(&self.hasher),
             cipher.as_deref(),
         )
+    }
+
+    /// Where pack `pack_id` holds a damaged record of `hash` that its index lost (the
+    /// record's header still names the chunk), with the check it fails; `None` if no
+    /// such record is there. Reads the whole pack: only for a chunk found missing.
+    ///
+    /// Fails if the pack cannot be opened or read.
+    pub fn find_damaged_record(
+        &self,
+        pack_id: PackId,
+        hash: &ChunkHash,
+    ) -> Result<Option<(u64, Fault)>, PackError> {
+        let io = |e| PackError::io(pack_id, 0, e);
+        let file = self
+            .fio
+            .open(&pack_path(&self.dir, pack_id), OpenMode::Read)
+            .map_err(io)?;
+        let len = file.size().map_err(io)?;
+        pack::find_damaged_record(&*file, pack_id, len, hash)
     }
 }
