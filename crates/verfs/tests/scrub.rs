@@ -63,7 +63,8 @@ fn sync_fs(fs: &TestFs) {
 /// The chunk records the daemon holds (referenced or waiting for GC).
 fn chunk_records(fs: &TestFs) -> u64 {
     let s = fs.stats();
-    s["chunk_count"].as_u64().expect("chunk_count") + s["unreferenced_chunks"].as_u64().expect("unreferenced")
+    s["chunk_count"].as_u64().expect("chunk_count")
+        + s["unreferenced_chunks"].as_u64().expect("unreferenced")
 }
 
 /// Files, a copy that dedups with them, a snapshot, and a change after it:
@@ -109,14 +110,24 @@ fn damaged_chunk_in_sealed_pack_names_every_file_using_it() {
 fn damaged_chunk_names_every_file_using_it(config: &str) {
     let mut fs = mounted(config);
     build(&fs);
-    let intact = ["b.bin", "small.txt", "c.bin", ".snapshots/s1/b.bin", ".snapshots/s1/small.txt"];
+    let intact = [
+        "b.bin",
+        "small.txt",
+        "c.bin",
+        ".snapshots/s1/b.bin",
+        ".snapshots/s1/small.txt",
+    ];
     let sums: Vec<String> = intact.iter().map(|p| sha256(&fs.m(p))).collect();
     fs.stop();
     // The first record of the first pack must hold a.bin's first chunk.
     let first = {
-        let store = Store::open(&fs.data.join("meta"), DataDirPerms::OWNER_ONLY).expect("open store");
+        let store =
+            Store::open(&fs.data.join("meta"), DataDirPerms::OWNER_ONLY).expect("open store");
         let view = store.view().expect("view");
-        let a = view.dirent(Ino::ROOT, b"a.bin").expect("dirent").expect("a.bin");
+        let a = view
+            .dirent(Ino::ROOT, b"a.bin")
+            .expect("dirent")
+            .expect("a.bin");
         let h = view.all_extents(a.ino).expect("extents")[0].hash;
         drop(view);
         store.close().expect("close store");
@@ -124,8 +135,16 @@ fn damaged_chunk_names_every_file_using_it(config: &str) {
     };
     let pack = fs.packs()[0].clone();
     let header = std::fs::read(&pack).expect("read pack");
-    assert_eq!(&header[16..20], b"VREC", "a record starts after the pack header");
-    assert_eq!(header[20..36], first.0, "the first record holds a.bin's first chunk");
+    assert_eq!(
+        &header[16..20],
+        b"VREC",
+        "a record starts after the pack header"
+    );
+    assert_eq!(
+        header[20..36],
+        first.0,
+        "the first record holds a.bin's first chunk"
+    );
     // A byte of that record's payload (after the 16-byte file header and the 36-byte
     // record header).
     flip_bytes(&pack, 16 + 36 + 100, 1);
@@ -139,32 +158,60 @@ fn damaged_chunk_names_every_file_using_it(config: &str) {
     assert_eq!(d["offset"], 16, "{r:#}");
     assert_eq!(d["kind"], "checksum", "{r:#}");
     assert_eq!(d["chunk"], first.to_string(), "{r:#}");
-    let files: Vec<&str> = d["files"].as_array().expect("files").iter().filter_map(|f| f.as_str()).collect();
+    let files: Vec<&str> = d["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .filter_map(|f| f.as_str())
+        .collect();
     assert_eq!(
         files,
-        ["/.snapshots/s1/a.bin", "/.snapshots/s1/dir/copy.bin", "/a.bin"],
+        [
+            "/.snapshots/s1/a.bin",
+            "/.snapshots/s1/dir/copy.bin",
+            "/a.bin"
+        ],
         "{r:#}"
     );
-    assert_eq!(r["records_verified"].as_u64(), Some(chunk_records(&fs) - 1), "{r:#}");
+    assert_eq!(
+        r["records_verified"].as_u64(),
+        Some(chunk_records(&fs) - 1),
+        "{r:#}"
+    );
 
     // The counter, and one log line naming pack and offset.
     assert_eq!(fs.stats()["activity"]["scrub_damaged_chunks"], 1);
     let log = fs.log();
-    let lines: Vec<&str> = log.lines().filter(|l| l.contains("damaged chunk record in")).collect();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("damaged chunk record in"))
+        .collect();
     assert_eq!(lines.len(), 1, "{log}");
-    assert!(lines[0].contains("0000000000000001") || lines[0].contains("pack 1") || lines[0].contains("pack=1"), "{}", lines[0]);
+    assert!(
+        lines[0].contains("0000000000000001")
+            || lines[0].contains("pack 1")
+            || lines[0].contains("pack=1"),
+        "{}",
+        lines[0]
+    );
     assert!(lines[0].contains("offset 16"), "{}", lines[0]);
 
     // Text mode says the same; every other file reads back intact, a.bin fails.
     let out = scrub(&fs, &[]);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("    /a.bin") && text.contains("    /.snapshots/s1/dir/copy.bin"), "{text}");
+    assert!(
+        text.contains("    /a.bin") && text.contains("    /.snapshots/s1/dir/copy.bin"),
+        "{text}"
+    );
     for (p, s) in intact.iter().zip(&sums) {
         assert_eq!(&sha256(&fs.m(p)), s, "{p} after the damage");
     }
     let cat = sh(&format!("cat {} > /dev/null", fs.m("a.bin")));
-    assert!(!cat.status.success(), "a.bin reads despite its damaged chunk");
+    assert!(
+        !cat.status.success(),
+        "a.bin reads despite its damaged chunk"
+    );
     fs.assert_no_panic();
 }
 
@@ -176,7 +223,11 @@ fn clean_filesystem_scrubs_clean() {
     assert_eq!(r["complete"], true, "{r:#}");
     assert_eq!(r["damaged_count"], 0, "{r:#}");
     assert_eq!(r["damaged"].as_array().map(Vec::len), Some(0), "{r:#}");
-    assert_eq!(r["records_verified"].as_u64(), Some(chunk_records(&fs)), "{r:#}");
+    assert_eq!(
+        r["records_verified"].as_u64(),
+        Some(chunk_records(&fs)),
+        "{r:#}"
+    );
     assert_eq!(r["resumed_from"], serde_json::Value::Null, "{r:#}");
     let out = scrub(&fs, &["run"]);
     assert_eq!(out.status.code(), Some(0));
@@ -218,7 +269,10 @@ fn interrupted_scrub_resumes_after_remount() {
     let s = scrub_json(&fs, &["status"], 0);
     assert_eq!(s["running"], false, "{s:#}");
     let saved = s["saved"].clone();
-    assert!(saved["pack"].as_u64().is_some(), "no cursor saved at unmount: {s:#}");
+    assert!(
+        saved["pack"].as_u64().is_some(),
+        "no cursor saved at unmount: {s:#}"
+    );
     assert!(
         saved["pack"].as_u64() > Some(1) || saved["offset"].as_u64() > Some(16),
         "cursor at the start: {s:#}"
@@ -231,7 +285,11 @@ fn interrupted_scrub_resumes_after_remount() {
     // The remaining ~9 MiB at 1 MiB/s, well under a full pass's 12 s.
     assert!(r["millis"].as_u64() < Some(11_000), "{r:#}");
     let s = scrub_json(&fs, &["status"], 0);
-    assert_eq!(s["saved"], serde_json::Value::Null, "cursor kept after a full pass: {s:#}");
+    assert_eq!(
+        s["saved"],
+        serde_json::Value::Null,
+        "cursor kept after a full pass: {s:#}"
+    );
     fs.assert_no_panic();
 }
 

@@ -34,9 +34,7 @@ use crate::datadir::PermsError;
 use crate::engine::Engine;
 use crate::error::{FsError, FsResult};
 use crate::meta::{Inode, MetaError, SYS_CLEAN_SHUTDOWN};
-use crate::service::{
-    DataDirLock, GcService, LockError, ScrubService, SweepService, SyncService,
-};
+use crate::service::{DataDirLock, GcService, LockError, ScrubService, SweepService, SyncService};
 use crate::types::Ino;
 use crate::write::Batcher;
 use handles::Handles;

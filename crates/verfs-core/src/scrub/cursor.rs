@@ -97,7 +97,9 @@ impl Saved {
         if b.len() < FIXED_LEN || b[0] != VERSION {
             return None;
         }
-        let u64_at = |i: usize| -> Option<u64> { Some(u64::from_le_bytes(b.get(i..i + 8)?.try_into().ok()?)) };
+        let u64_at = |i: usize| -> Option<u64> {
+            Some(u64::from_le_bytes(b.get(i..i + 8)?.try_into().ok()?))
+        };
         let n = u32::from_le_bytes(b.get(49..53)?.try_into().ok()?) as usize;
         if n > MAX_ENTRIES || b.len() != FIXED_LEN + ENTRY_LEN * n {
             return None;

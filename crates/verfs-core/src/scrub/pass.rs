@@ -81,7 +81,11 @@ fn plan(engine: &Engine) -> FsResult<Plan> {
     let mut plan = Plan::new();
     engine.meta.view()?.for_each_chunk(|hash, c| {
         if c.flags & CHUNK_FLAG_LOST == 0 {
-            let nonce = if c.flags & CHUNK_FLAG_ENCRYPTED != 0 { NONCE_LEN } else { 0 };
+            let nonce = if c.flags & CHUNK_FLAG_ENCRYPTED != 0 {
+                NONCE_LEN
+            } else {
+                0
+            };
             let len = (RECORD_HEADER_LEN + nonce) as u64 + u64::from(c.stored_len);
             plan.entry(c.pack_id).or_default().push((hash, len));
         }
@@ -148,7 +152,11 @@ struct Walk<'a> {
 impl Walk<'_> {
     /// Verifies the records of `pack` from the cursor on; `Some(why)` if it stopped
     /// early, the cursor then at the first record not verified.
-    fn pack(&mut self, pack: PackId, chunks: Vec<(ChunkHash, u64)>) -> FsResult<Option<&'static str>> {
+    fn pack(
+        &mut self,
+        pack: PackId,
+        chunks: Vec<(ChunkHash, u64)>,
+    ) -> FsResult<Option<&'static str>> {
         let mut recs = Vec::with_capacity(chunks.len());
         for (hash, len) in chunks {
             match self.engine.packs.record_location(pack, &hash) {
@@ -161,14 +169,21 @@ impl Walk<'_> {
             }
         }
         recs.sort();
-        let from = if pack.0 == self.saved.at.pack { self.saved.at.offset } else { 0 };
+        let from = if pack.0 == self.saved.at.pack {
+            self.saved.at.offset
+        } else {
+            0
+        };
         for (offset, hash, len) in recs {
             if offset < from {
                 self.sc.progress.done(len);
                 continue;
             }
             if let Some(why) = self.sc.halted() {
-                self.saved.at = ScrubCursor { pack: pack.0, offset };
+                self.saved.at = ScrubCursor {
+                    pack: pack.0,
+                    offset,
+                };
                 return Ok(Some(why));
             }
             match self.engine.packs.verify_chunk(pack, &hash) {
@@ -182,7 +197,10 @@ impl Walk<'_> {
                 Err(f) => self.failed(pack, Some(offset), hash, f)?,
             }
             self.sc.progress.done(len);
-            self.saved.at = ScrubCursor { pack: pack.0, offset: offset + 1 };
+            self.saved.at = ScrubCursor {
+                pack: pack.0,
+                offset: offset + 1,
+            };
             self.pacer.pace(len, || self.sc.halted().is_some());
             if self.last_save.elapsed() >= SAVE_EVERY {
                 self.save();
@@ -200,20 +218,43 @@ impl Walk<'_> {
         };
         match damaged {
             Ok(Some((offset, fault))) => (Some(offset), fault),
-            Ok(None) => (None, Fault { kind: Damage::of(&e), detail: e.to_string() }),
-            Err(e2) => (None, Fault { kind: Damage::of(&e2), detail: e2.to_string() }),
+            Ok(None) => (
+                None,
+                Fault {
+                    kind: Damage::of(&e),
+                    detail: e.to_string(),
+                },
+            ),
+            Err(e2) => (
+                None,
+                Fault {
+                    kind: Damage::of(&e2),
+                    detail: e2.to_string(),
+                },
+            ),
         }
     }
 
     /// A record failed: damage, unless GC moved or freed the chunk meanwhile (its
     /// chunk record, read again, no longer names this pack).
-    fn failed(&mut self, pack: PackId, offset: Option<u64>, hash: ChunkHash, f: Fault) -> FsResult<()> {
+    fn failed(
+        &mut self,
+        pack: PackId,
+        offset: Option<u64>,
+        hash: ChunkHash,
+        f: Fault,
+    ) -> FsResult<()> {
         let now = self.engine.meta.view()?.chunk(&hash)?;
         if now.is_none_or(|c| c.pack_id != pack || c.flags & CHUNK_FLAG_LOST != 0) {
             self.moved += 1;
             return Ok(());
         }
-        if self.saved.found.iter().any(|x| x.pack == pack && x.hash == hash) {
+        if self
+            .saved
+            .found
+            .iter()
+            .any(|x| x.pack == pack && x.hash == hash)
+        {
             return Ok(());
         }
         let at = offset.map_or_else(|| "-".to_string(), |o| o.to_string());
@@ -222,7 +263,12 @@ impl Walk<'_> {
         self.sc.progress.damaged();
         self.saved.damaged += 1;
         if self.saved.found.len() < MAX_ENTRIES {
-            self.saved.found.push(Found { pack, offset, hash, kind: f.kind });
+            self.saved.found.push(Found {
+                pack,
+                offset,
+                hash,
+                kind: f.kind,
+            });
         }
         self.details.insert((pack, hash), f.detail);
         Ok(())
@@ -232,7 +278,11 @@ impl Walk<'_> {
     /// worst repeating work after an interruption.
     fn save(&mut self) {
         self.last_save = Instant::now();
-        if let Err(e) = self.engine.meta.set_system(CURSOR_KEY, &self.saved.encode()) {
+        if let Err(e) = self
+            .engine
+            .meta
+            .set_system(CURSOR_KEY, &self.saved.encode())
+        {
             tracing::warn!(error = %e, "scrub cursor not saved");
         }
     }
@@ -254,9 +304,16 @@ impl Walk<'_> {
         let hashes: BTreeSet<ChunkHash> = s.found.iter().map(|f| f.hash).collect();
         let mut files = paths::files_referencing(&self.engine.meta, &hashes)?;
         for f in &s.found {
-            let detail = self.details.get(&(f.pack, f.hash)).cloned().unwrap_or_else(|| {
-                format!("{} (found before the pass was interrupted)", f.kind.describe())
-            });
+            let detail = self
+                .details
+                .get(&(f.pack, f.hash))
+                .cloned()
+                .unwrap_or_else(|| {
+                    format!(
+                        "{} (found before the pass was interrupted)",
+                        f.kind.describe()
+                    )
+                });
             report.damaged.push(DamagedChunk {
                 pack: f.pack.0,
                 offset: f.offset,

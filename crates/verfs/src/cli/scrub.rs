@@ -168,7 +168,11 @@ fn follow(dir: &Path, run: u64, json: bool) -> Result<Option<ScrubReport>> {
             }
             Err(e) => return Err(e),
         };
-        if let Some(r) = s.last.as_ref().filter(|r| r.run >= run && (!s.running || s.run > run)) {
+        if let Some(r) = s
+            .last
+            .as_ref()
+            .filter(|r| r.run >= run && (!s.running || s.run > run))
+        {
             bar.finish();
             return Ok(Some(r.clone()));
         }

@@ -28,11 +28,11 @@ mod scan;
 mod verify;
 
 pub use read::{read_raw_payload_into, read_record, read_sealed_payload_into, RecordData};
-pub use verify::{find_damaged_record, verify_record, Checked, Damage, Fault, Verified};
 pub use scan::{
     check_file_header, encode_seal, index_from_scan, is_sealed, read_sealed_index, scan_records,
     ScanResult, SealedIndex,
 };
+pub use verify::{find_damaged_record, verify_record, Checked, Damage, Fault, Verified};
 
 /// Pack file magic.
 const FILE_MAGIC: &[u8; 8] = b"VFSPACK1";

@@ -123,8 +123,8 @@ pub fn verify_record(
     cipher: Option<&dyn ChunkCipher>,
 ) -> Result<Verified, Fault> {
     let fault = |kind, detail: String| Fault { kind, detail };
-    let rec = read_record(file, pack, loc, expect)
-        .map_err(|e| fault(Damage::of(&e), e.to_string()))?;
+    let rec =
+        read_record(file, pack, loc, expect).map_err(|e| fault(Damage::of(&e), e.to_string()))?;
     let h = rec.header;
     let verified = |checked| Verified {
         checked,

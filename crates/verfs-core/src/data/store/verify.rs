@@ -3,8 +3,8 @@
 //! bypassing every cache so the bytes on disk are what is judged.
 
 use super::{pack_path, Location, PackStore};
-use crate::data::packio::OpenMode;
 use crate::data::pack::{self, Damage, Fault, PackError, Verified};
+use crate::data::packio::OpenMode;
 use crate::types::{ChunkHash, PackId};
 
 impl PackStore {
@@ -12,7 +12,11 @@ impl PackStore {
     ///
     /// Fails with `Missing` if the pack's index holds no such record, `Io` or `Corrupt`
     /// if the pack or its index cannot be read.
-    pub fn record_location(&self, pack_id: PackId, hash: &ChunkHash) -> Result<Location, PackError> {
+    pub fn record_location(
+        &self,
+        pack_id: PackId,
+        hash: &ChunkHash,
+    ) -> Result<Location, PackError> {
         self.locate(pack_id, hash).map(|at| at.loc())
     }
 
