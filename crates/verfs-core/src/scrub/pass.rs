@@ -367,3 +367,35 @@ impl Pacer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pacer_holds_the_rate() {
+        let mut p = Pacer::new(10 << 20);
+        let start = Instant::now();
+        for _ in 0..4 {
+            p.pace(1 << 20, || false);
+        }
+        // 4 MiB at 10 MiB/s: at least 0.4 s.
+        assert!(
+            start.elapsed() >= Duration::from_millis(390),
+            "{:?}",
+            start.elapsed()
+        );
+        let mut free = Pacer::new(0);
+        let start = Instant::now();
+        free.pace(1 << 30, || false);
+        assert!(start.elapsed() < Duration::from_millis(50));
+    }
+
+    #[test]
+    fn pacer_stops_waiting_when_halted() {
+        let mut p = Pacer::new(1 << 20);
+        let start = Instant::now();
+        p.pace(100 << 20, || true);
+        assert!(start.elapsed() < Duration::from_millis(50));
+    }
+}
