@@ -37,6 +37,7 @@ fn man_pages_render_for_every_command() {
         "verfsnext-crypt",
         "verfsnext-gc",
         "verfsnext-fsck",
+        "verfsnext-scrub",
     ] {
         let page = dir.path().join(format!("{name}.1"));
         let text = std::fs::read_to_string(&page).unwrap_or_else(|e| panic!("{name}.1: {e}"));

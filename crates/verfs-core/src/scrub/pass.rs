@@ -2,7 +2,7 @@
 //! offset order, each verified at the configured rate, the cursor saved every second
 //! and whenever the pass stops early.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use super::cursor::{Found, Saved, ScrubCursor, CURSOR_KEY, MAX_ENTRIES};
@@ -158,15 +158,15 @@ impl Walk<'_> {
         chunks: Vec<(ChunkHash, u64)>,
     ) -> FsResult<Option<&'static str>> {
         let mut recs = Vec::with_capacity(chunks.len());
+        let mut lost = Vec::new();
         for (hash, len) in chunks {
             match self.engine.packs.record_location(pack, &hash) {
                 Ok(loc) => recs.push((loc.offset, hash, len)),
-                Err(e) => {
-                    let (offset, fault) = self.lost_record(pack, &hash, e);
-                    self.failed(pack, offset, hash, fault)?;
-                    self.sc.progress.done(len);
-                }
+                Err(e) => lost.push((hash, len, e)),
             }
+        }
+        if !lost.is_empty() {
+            self.report_lost(pack, lost)?;
         }
         recs.sort();
         let from = if pack.0 == self.saved.at.pack {
@@ -209,30 +209,43 @@ impl Walk<'_> {
         Ok(None)
     }
 
-    /// Why the index of `pack` has no record of `hash`: a damaged record the scan at
-    /// open cut from the index (found by its header), else the lookup's own error.
-    fn lost_record(&self, pack: PackId, hash: &ChunkHash, e: PackError) -> (Option<u64>, Fault) {
-        let damaged = match e {
-            PackError::Missing { .. } => self.engine.packs.find_damaged_record(pack, hash),
-            _ => Ok(None),
-        };
-        match damaged {
-            Ok(Some((offset, fault))) => (Some(offset), fault),
-            Ok(None) => (
-                None,
-                Fault {
-                    kind: Damage::of(&e),
-                    detail: e.to_string(),
-                },
-            ),
-            Err(e2) => (
-                None,
-                Fault {
-                    kind: Damage::of(&e2),
-                    detail: e2.to_string(),
-                },
-            ),
+    /// Reports the chunks `pack`'s index has no record of: a damaged record the scan at
+    /// open cut from the index is found by its header (one scan of the pack for all of
+    /// them) and reported with its offset, anything else with the lookup's error.
+    fn report_lost(
+        &mut self,
+        pack: PackId,
+        lost: Vec<(ChunkHash, u64, PackError)>,
+    ) -> FsResult<()> {
+        let missing: HashSet<ChunkHash> = lost
+            .iter()
+            .filter(|(_, _, e)| matches!(e, PackError::Missing { .. }))
+            .map(|(h, _, _)| *h)
+            .collect();
+        let mut found = HashMap::new();
+        if !missing.is_empty() {
+            match self.engine.packs.find_damaged_records(pack, &missing) {
+                Ok(f) => found = f,
+                Err(e) => {
+                    tracing::warn!(error = %e, "scrub: cannot scan {pack} for damaged records")
+                }
+            }
         }
+        for (hash, len, e) in lost {
+            let (offset, fault) = match found.remove(&hash) {
+                Some((offset, fault)) => (Some(offset), fault),
+                None => (
+                    None,
+                    Fault {
+                        kind: Damage::of(&e),
+                        detail: e.to_string(),
+                    },
+                ),
+            };
+            self.failed(pack, offset, hash, fault)?;
+            self.sc.progress.done(len);
+        }
+        Ok(())
     }
 
     /// A record failed: damage, unless GC moved or freed the chunk meanwhile (its

@@ -32,7 +32,7 @@ pub use scan::{
     check_file_header, encode_seal, index_from_scan, is_sealed, read_sealed_index, scan_records,
     ScanResult, SealedIndex,
 };
-pub use verify::{find_damaged_record, verify_record, Checked, Damage, Fault, Verified};
+pub use verify::{find_damaged_records, verify_record, Checked, Damage, Fault, Verified};
 
 /// Pack file magic.
 const FILE_MAGIC: &[u8; 8] = b"VFSPACK1";

@@ -153,37 +153,38 @@ pub fn verify_record(
     }
 }
 
-/// Finds a damaged record of `expect` among the first `len` bytes of `file`: a record
-/// an index lost because a scan found it failing its checks, whose header still names
-/// the chunk. Returns its offset and the check it fails. Reads the whole pack, so it
-/// is meant for a chunk already known to be missing.
+/// Finds the damaged records among the first `len` bytes of `file` whose headers still
+/// name a chunk `wanted` accepts: records an index lost because a scan found them
+/// failing their checks. Returns each one's chunk, offset and the check it fails. Reads
+/// the whole pack once, so it is meant for chunks already known to be missing.
 ///
 /// Fails only if a read fails.
-pub fn find_damaged_record(
+pub fn find_damaged_records(
     file: &dyn PackFile,
     pack: PackId,
     len: u64,
-    expect: &ChunkHash,
-) -> Result<Option<(u64, Fault)>, PackError> {
+    wanted: &dyn Fn(&ChunkHash) -> bool,
+) -> Result<Vec<(ChunkHash, u64, Fault)>, PackError> {
     let scan = super::scan_records(file, pack, len)?;
     let mut starts: Vec<u64> = scan.damaged.iter().map(|&(a, _)| a).collect();
     if scan.damaged_tail {
         starts.push(scan.valid_end);
     }
+    let mut out = Vec::new();
     for start in starts {
         let mut b = [0u8; RECORD_HEADER_LEN];
         let got = read_at_most(file, &mut b, start).map_err(|e| PackError::io(pack, start, e))?;
         let Ok(h) = decode_record_header(pack, start, &b[..got]) else {
             continue;
         };
-        if &h.hash != expect {
+        if !wanted(&h.hash) {
             continue;
         }
         let loc = Location {
             offset: start,
             stored_len: h.stored_len,
         };
-        let fault = match read_record(file, pack, loc, expect) {
+        let fault = match read_record(file, pack, loc, &h.hash) {
             Err(e) => Fault {
                 kind: Damage::of(&e),
                 detail: e.to_string(),
@@ -193,9 +194,9 @@ pub fn find_damaged_record(
                 detail: format!("{pack} at {start}: record is sound but was cut from the index"),
             },
         };
-        return Ok(Some((start, fault)));
+        out.push((h.hash, start, fault));
     }
-    Ok(None)
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -246,15 +247,12 @@ mod tests {
         let e = verify_record(file, PackId(1), loc, &id, Some(&hasher), None).unwrap_err();
         assert_eq!(e.kind, Damage::Checksum);
         let len = file.metadata().unwrap().len();
-        let (off, fault) = find_damaged_record(file, PackId(1), len, &id)
-            .unwrap()
-            .unwrap();
-        assert_eq!((off, fault.kind), (HEADER_LEN, Damage::Checksum));
-        assert!(
-            find_damaged_record(file, PackId(1), len, &ChunkHash([0; 16]))
-                .unwrap()
-                .is_none()
-        );
+        let found = find_damaged_records(file, PackId(1), len, &|h| h == &id).unwrap();
+        assert_eq!(found.len(), 1);
+        let (h, off, fault) = &found[0];
+        assert_eq!((*h, *off, fault.kind), (id, HEADER_LEN, Damage::Checksum));
+        let none = find_damaged_records(file, PackId(1), len, &|h| h == &ChunkHash([0; 16]));
+        assert!(none.unwrap().is_empty());
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! `fsck --read-data` ([`pack::verify_record`]), on the packs the daemon has open,
 //! bypassing every cache so the bytes on disk are what is judged.
 
+use std::collections::{HashMap, HashSet};
+
 use super::{pack_path, Location, PackStore};
 use crate::data::pack::{self, Damage, Fault, PackError, Verified};
 use crate::data::packio::OpenMode;
@@ -41,22 +43,23 @@ impl PackStore {
         )
     }
 
-    /// Where pack `pack_id` holds a damaged record of `hash` that its index lost (the
-    /// record's header still names the chunk), with the check it fails; `None` if no
-    /// such record is there. Reads the whole pack: only for a chunk found missing.
+    /// The damaged records of pack `pack_id` that its index lost (their headers still
+    /// name a chunk of `hashes`), by chunk: offset and the check each fails. Reads the
+    /// whole pack once: only for chunks found missing.
     ///
     /// Fails if the pack cannot be opened or read.
-    pub fn find_damaged_record(
+    pub fn find_damaged_records(
         &self,
         pack_id: PackId,
-        hash: &ChunkHash,
-    ) -> Result<Option<(u64, Fault)>, PackError> {
+        hashes: &HashSet<ChunkHash>,
+    ) -> Result<HashMap<ChunkHash, (u64, Fault)>, PackError> {
         let io = |e| PackError::io(pack_id, 0, e);
         let file = self
             .fio
             .open(&pack_path(&self.dir, pack_id), OpenMode::Read)
             .map_err(io)?;
         let len = file.size().map_err(io)?;
-        pack::find_damaged_record(&*file, pack_id, len, hash)
+        let found = pack::find_damaged_records(&*file, pack_id, len, &|h| hashes.contains(h))?;
+        Ok(found.into_iter().map(|(h, off, f)| (h, (off, f))).collect())
     }
 }
