@@ -242,23 +242,28 @@ fn clean_filesystem_scrubs_clean() {
     assert_eq!(out.status.code(), Some(2), "no daemon: {out:?}");
 }
 
+/// Also shows that damage found before the interruption is kept in the cursor and
+/// reported at the end: the first record (f0's first chunk) has a flipped byte.
 #[test]
 fn interrupted_scrub_resumes_after_remount() {
     // 1 MiB/s over ~12 MiB: a pass takes about 12 s.
     let mut fs = mounted("scrub_rate_mb_per_s = 1\npack_max_size_mb = 4\n");
     for i in 0..3 {
         write_random(&fs.m(&format!("f{i}")), 4 * MIB, 10 + i);
+        sync_fs(&fs);
     }
-    sync_fs(&fs);
     let total = chunk_records(&fs);
+    fs.stop();
+    flip_bytes(&fs.packs()[0], 16 + 36 + 100, 1);
+    fs.start();
     let started = scrub_json(&fs, &["--no-wait"], 0);
     assert_eq!(started["new"], true, "{started:#}");
-    // Let it verify a few MiB, then unmount under it.
+    // Let it verify 4 MiB, then unmount under it.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let s = scrub_json(&fs, &["status"], 0);
         assert_eq!(s["running"], true, "finished too fast to interrupt: {s:#}");
-        if s["progress"]["bytes_done"].as_u64() >= Some(3 * MIB as u64) {
+        if s["progress"]["bytes_done"].as_u64() >= Some(4 * MIB as u64) {
             break;
         }
         assert!(Instant::now() < deadline, "no progress: {s:#}");
@@ -277,12 +282,18 @@ fn interrupted_scrub_resumes_after_remount() {
         saved["pack"].as_u64() > Some(1) || saved["offset"].as_u64() > Some(16),
         "cursor at the start: {s:#}"
     );
-    let r = scrub_json(&fs, &[], 0);
+    let r = scrub_json(&fs, &[], 1);
     assert_eq!(r["resumed_from"], saved, "{r:#}");
     assert_eq!(r["complete"], true, "{r:#}");
     // Records verified before the unmount count once, none twice, none skipped.
-    assert_eq!(r["records_verified"].as_u64(), Some(total), "{r:#}");
-    // The remaining ~9 MiB at 1 MiB/s, well under a full pass's 12 s.
+    assert_eq!(r["records_verified"].as_u64(), Some(total - 1), "{r:#}");
+    assert_eq!(r["damaged_count"], 1, "{r:#}");
+    let d = &r["damaged"][0];
+    assert_eq!((&d["pack"], &d["offset"]), (&1.into(), &16.into()), "{r:#}");
+    assert_eq!(d["files"], serde_json::json!(["/f0"]), "{r:#}");
+    let detail = d["detail"].as_str().unwrap_or("");
+    assert!(detail.contains("before the pass was interrupted"), "{r:#}");
+    // The remaining ~8 MiB at 1 MiB/s, well under a full pass's 12 s.
     assert!(r["millis"].as_u64() < Some(11_000), "{r:#}");
     let s = scrub_json(&fs, &["status"], 0);
     assert_eq!(
