@@ -80,4 +80,5 @@ fn print_human(s: &StatsReport) {
         "bytes written / read {} / {}",
         a.bytes_written, a.bytes_read
     );
+    println!("scrub damaged chunks {}", a.scrub_damaged_chunks);
 }
