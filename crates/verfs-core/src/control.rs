@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 pub use crate::gc::{GcReport, GcStatus};
+pub use crate::scrub::{DamagedChunk, ScrubCursor, ScrubProgress, ScrubReport, ScrubStatus};
 
 use crate::engine::stats::StatsSnapshot;
 
@@ -45,6 +46,17 @@ pub enum Request {
     },
     /// The collector's state.
     GcStatus,
+    /// Start a scrub pass (going on from a saved cursor unless `restart`); answered
+    /// once it is started, or at once if one runs already.
+    ScrubStart {
+        /// Drop a saved cursor and begin at the first pack.
+        #[serde(default)]
+        restart: bool,
+    },
+    /// The scrub's state, with the last report.
+    ScrubStatus,
+    /// Stop the running pass after its current record, keeping its cursor.
+    ScrubCancel,
     /// Create, unlock, lock or re-key the vault, or ask its state.
     Vault(VaultRequest),
     /// Where and how the daemon runs (`verfsnext status`).
@@ -53,12 +65,15 @@ pub enum Request {
 
 impl Request {
     /// Whether the request writes to the filesystem (refused on a read-only mount):
-    /// snapshot create and delete, GC, vault create and password change.
+    /// snapshot create and delete, GC, scrub (its cursor), vault create and password
+    /// change.
     pub fn changes_filesystem(&self) -> bool {
         match self {
+            // A scrub keeps its cursor in the metadata.
             Request::SnapshotCreate { .. }
             | Request::SnapshotDelete { .. }
-            | Request::GcRun { .. } => true,
+            | Request::GcRun { .. }
+            | Request::ScrubStart { .. } => true,
             Request::Vault(v) => matches!(
                 v,
                 VaultRequest::Create { .. } | VaultRequest::ChangePassword { .. }
@@ -67,6 +82,8 @@ impl Request {
             | Request::SnapshotList { .. }
             | Request::SnapshotDiff { .. }
             | Request::GcStatus
+            | Request::ScrubStatus
+            | Request::ScrubCancel
             | Request::Status => false,
         }
     }
@@ -262,6 +279,15 @@ pub enum Response {
     GcStarted,
     /// Answer to [`Request::GcStatus`].
     GcState(GcStatus),
+    /// Answer to [`Request::ScrubStart`].
+    ScrubStarted {
+        /// The run's number; its report is `last` in the status once `run` ended.
+        run: u64,
+        /// Whether this request started it (`false`: it was running already).
+        new: bool,
+    },
+    /// Answer to [`Request::ScrubStatus`] and [`Request::ScrubCancel`].
+    ScrubState(ScrubStatus),
     /// Answer to a vault command that succeeded: the vault's state now.
     Vault {
         /// `none`, `locked` or `unlocked`.

@@ -13,6 +13,9 @@
 //! - [`service`] — the data-dir lock, the sync service and the shutdown barrier.
 //! - [`check`] — the offline checker behind `verfsnext fsck`: reads `meta` through its
 //!   read-only scans and packs through `data::pack`, and writes nothing.
+//! - [`scrub`] — the online scrub: verifies every stored chunk record while mounted,
+//!   with the record checks `check` uses (`data::pack::verify_record`), and names the
+//!   files a damaged one breaks; run by `service::scrub`.
 //! - [`vault`] — the vault's cryptographic core: key file, Argon2id password wrap of the
 //!   folder key, domain keys, chunk ids and the chunk AEAD. Pure functions over bytes;
 //!   `fs` and `data` call it, it calls nothing of ours.
@@ -36,6 +39,7 @@ pub use error::{FsError, FsResult};
 pub mod engine;
 pub mod fs;
 pub mod gc;
+pub mod scrub;
 pub mod service;
 pub mod vault;
 pub mod write;

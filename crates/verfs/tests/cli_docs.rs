@@ -39,6 +39,7 @@ fn man_pages_render_for_every_command() {
         "verfsnext-crypt",
         "verfsnext-gc",
         "verfsnext-fsck",
+        "verfsnext-scrub",
     ] {
         let page = dir.path().join(format!("{name}.1"));
         let text = std::fs::read_to_string(&page).unwrap_or_else(|e| panic!("{name}.1: {e}"));
@@ -74,6 +75,10 @@ fn every_flag_of_every_command_is_explained() {
         &["gc", "run"],
         &["gc", "status"],
         &["fsck"],
+        &["scrub"],
+        &["scrub", "run"],
+        &["scrub", "status"],
+        &["scrub", "cancel"],
         &["crypt"],
         &["completions"],
         &["man"],

@@ -97,7 +97,10 @@ fn a_flipped_record_byte_fails_only_its_range() {
     fs.start();
     assert_eq!(read_at(&fs, 0, 4096), Err(libc::EIO));
     // Past the first chunk (at most 256 KiB) everything reads.
-    assert_eq!(read_at(&fs, MIB, MIB).ok().as_deref(), Some(&big[MIB..2 * MIB]));
+    assert_eq!(
+        read_at(&fs, MIB, MIB).ok().as_deref(),
+        Some(&big[MIB..2 * MIB])
+    );
     let failed = pieces_correct_or_eio(&fs, &big);
     assert!((1..=4).contains(&failed), "{failed} pieces failed");
     assert_others_intact(&fs);
@@ -196,7 +199,10 @@ fn mounts_or_refuses_clearly(fs: &mut TestFs, what: &str) {
             eprintln!("{what}: refused: {}", errors[0]);
             return;
         }
-        assert!(std::time::Instant::now() < deadline, "{what}: neither mounted nor exited");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: neither mounted nor exited"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
@@ -205,8 +211,11 @@ fn mounts_or_refuses_clearly(fs: &mut TestFs, what: &str) {
 fn a_damaged_discard_log_is_refused_clearly_or_ignored_safely() {
     let (mut fs, _) = built();
     let discard = fs.data.join("packs/.DISCARD");
-    std::fs::write(&discard, b"\x01garbage that is not a discard record at all\xff\xfe")
-        .expect("write .DISCARD");
+    std::fs::write(
+        &discard,
+        b"\x01garbage that is not a discard record at all\xff\xfe",
+    )
+    .expect("write .DISCARD");
     mounts_or_refuses_clearly(&mut fs, ".DISCARD");
 }
 

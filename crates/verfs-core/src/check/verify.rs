@@ -8,8 +8,7 @@ use std::os::unix::fs::FileExt;
 use super::packs::Context;
 use super::report::{ProblemKind, Report};
 use super::Progress;
-use crate::data::compress::decompress;
-use crate::data::pack::{self, Location};
+use crate::data::pack::{self, Checked, Damage, Location};
 use crate::data::ChunkHasher;
 use crate::types::{ChunkHash, PackId};
 
@@ -50,7 +49,8 @@ pub(super) fn verify_records(
     }
 }
 
-/// Verifies one record; the error says which check failed and how.
+/// Verifies one record with the check shared with the online scrub; the error says
+/// which check failed and how.
 fn verify_one(
     file: &File,
     id: PackId,
@@ -59,23 +59,27 @@ fn verify_one(
     hasher: Option<&ChunkHasher>,
     report: &mut Report,
 ) -> Result<(), (ProblemKind, String)> {
-    let damaged = |e: String| (ProblemKind::DamagedRecord, e);
-    let rec = pack::read_record(file, id, loc, hash).map_err(|e| damaged(e.to_string()))?;
-    report.counts.records_read += 1;
-    report.counts.bytes_read += rec.header.record_len();
-    if rec.header.flags & pack::FLAG_ENCRYPTED != 0 {
-        // Vault chunks decrypt only with the vault key, which an offline check lacks.
-        report.counts.encrypted_unverified += 1;
-        return Ok(());
-    }
-    let plain = decompress(rec.header.codec, rec.payload, rec.header.plain_len as usize)
-        .map_err(|e| damaged(e.to_string()))?;
-    if let Some(h) = hasher {
-        let got = h.hash(&plain);
-        if &got != hash {
-            let msg = format!("its plain bytes hash to {got}");
-            return Err((ProblemKind::HashMismatch, msg));
+    // Vault chunks decrypt only with the vault key, which an offline check lacks.
+    match pack::verify_record(file, id, loc, hash, hasher, None) {
+        Ok(v) => {
+            report.counts.records_read += 1;
+            report.counts.bytes_read += v.record_len;
+            if v.checked == Checked::CrcOnly {
+                report.counts.encrypted_unverified += 1;
+            }
+            Ok(())
+        }
+        Err(f) => {
+            if matches!(f.kind, Damage::Decode | Damage::Hash) {
+                // The record was read; only its contents are wrong.
+                report.counts.records_read += 1;
+                report.counts.bytes_read += u64::from(loc.stored_len);
+            }
+            let kind = match f.kind {
+                Damage::Hash => ProblemKind::HashMismatch,
+                _ => ProblemKind::DamagedRecord,
+            };
+            Err((kind, f.detail))
         }
     }
-    Ok(())
 }

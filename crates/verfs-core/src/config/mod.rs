@@ -102,6 +102,9 @@ pub struct Config {
     pub gc_pack_rewrite_min_reclaim_percent: u64,
     /// ... or this many of its bytes are, whatever the share.
     pub gc_pack_rewrite_min_reclaim_bytes: u64,
+    /// Most MiB per second `verfsnext scrub` reads from packs, so foreground reads and
+    /// writes keep most of the disk; 0 means no limit.
+    pub scrub_rate_mb_per_s: u64,
     /// Argon2id memory (KiB) for a vault created or re-keyed from now on; the default
     /// is RFC 9106's second recommendation and the least accepted.
     pub vault_argon2_memory_kib: u32,
@@ -159,6 +162,7 @@ impl Default for Config {
             gc_idle_min_ms: 5000,
             gc_pack_rewrite_min_reclaim_percent: 20,
             gc_pack_rewrite_min_reclaim_bytes: 256 << 20,
+            scrub_rate_mb_per_s: 50,
             vault_argon2_memory_kib: 64 * 1024,
             vault_argon2_iterations: 3,
             vault_argon2_parallelism: 4,
@@ -280,6 +284,7 @@ impl Config {
             1,
             u64::MAX,
         )?;
+        range("scrub_rate_mb_per_s", self.scrub_rate_mb_per_s, 0, 1 << 20)?;
         range(
             "vault_argon2_memory_kib",
             self.vault_argon2_memory_kib,
@@ -342,6 +347,13 @@ impl Config {
         crate::gc::GcConfig {
             min_reclaim_percent: self.gc_pack_rewrite_min_reclaim_percent,
             min_reclaim_bytes: self.gc_pack_rewrite_min_reclaim_bytes,
+        }
+    }
+
+    /// How fast the scrub may read.
+    pub fn scrub_config(&self) -> crate::scrub::ScrubConfig {
+        crate::scrub::ScrubConfig {
+            rate_bytes_per_s: self.scrub_rate_mb_per_s * 1024 * 1024,
         }
     }
 
@@ -465,6 +477,7 @@ mod tests {
             "gc_idle_min_ms",
             "gc_pack_rewrite_min_reclaim_percent",
             "gc_pack_rewrite_min_reclaim_bytes",
+            "scrub_rate_mb_per_s",
             "vault_argon2_memory_kib",
             "vault_argon2_iterations",
             "vault_argon2_parallelism",

@@ -18,6 +18,7 @@ pub struct Stats {
     dedup_cache_hits: AtomicU64,
     dedup_cache_misses: AtomicU64,
     damaged_reads: AtomicU64,
+    scrub_damaged_chunks: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -55,6 +56,9 @@ pub struct StatsSnapshot {
     /// answered EIO and logged with pack and offset).
     #[serde(default)]
     pub damaged_reads: u64,
+    /// Damaged chunk records the scrub found (each counted once per scrub pass).
+    #[serde(default)]
+    pub scrub_damaged_chunks: u64,
 }
 
 impl Stats {
@@ -96,6 +100,10 @@ impl Stats {
     pub fn damaged_read(&self) {
         self.damaged_reads.fetch_add(1, Relaxed);
     }
+    /// Counts a damaged chunk record found by the scrub.
+    pub fn scrub_damaged(&self) {
+        self.scrub_damaged_chunks.fetch_add(1, Relaxed);
+    }
     /// Copies the counters (pack index counters are kept by the pack store and filled
     /// in by the caller).
     pub fn snapshot(&self) -> StatsSnapshot {
@@ -113,6 +121,7 @@ impl Stats {
             pack_index_hits: 0,
             pack_index_misses: 0,
             damaged_reads: self.damaged_reads.load(Relaxed),
+            scrub_damaged_chunks: self.scrub_damaged_chunks.load(Relaxed),
         }
     }
 }

@@ -3,7 +3,7 @@
 use crate::control::{
     Control, Request, Response, StatsReport, StatusReport, VaultRefusal, VaultRequest,
 };
-use crate::error::FsResult;
+use crate::error::{FsError, FsResult};
 use crate::fs::VaultCmdError;
 use std::sync::atomic::Ordering;
 
@@ -36,6 +36,19 @@ impl Control for Fs {
                 Ok(Response::GcStarted)
             }
             Request::GcStatus => Ok(Response::GcState(self.gc.status())),
+            Request::ScrubStart { restart } => self
+                .scrub
+                .start(restart)
+                .map(|s| Response::ScrubStarted {
+                    run: s.run,
+                    new: s.new,
+                })
+                .map_err(|e| FsError::from_io("start scrub", &e).into()),
+            Request::ScrubStatus => Ok(Response::ScrubState(self.scrub.status())),
+            Request::ScrubCancel => {
+                self.scrub.cancel();
+                Ok(Response::ScrubState(self.scrub.status()))
+            }
             Request::Vault(v) => return self.vault_command(v),
             Request::Status => self.status().map(Response::Status).map_err(Into::into),
         };

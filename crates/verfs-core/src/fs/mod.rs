@@ -34,7 +34,7 @@ use crate::datadir::PermsError;
 use crate::engine::Engine;
 use crate::error::{FsError, FsResult};
 use crate::meta::{Inode, MetaError, SYS_CLEAN_SHUTDOWN};
-use crate::service::{DataDirLock, GcService, LockError, SweepService, SyncService};
+use crate::service::{DataDirLock, GcService, LockError, ScrubService, SweepService, SyncService};
 use crate::types::Ino;
 use crate::write::Batcher;
 use handles::Handles;
@@ -120,6 +120,7 @@ pub struct Fs {
     sync: SyncService,
     sweeper: SweepService,
     gc: GcService,
+    scrub: ScrubService,
     handles: Handles,
     /// The snapshots that exist (names, view slots, generations).
     snapshots: RwLock<SnapshotTable>,
@@ -165,6 +166,7 @@ impl Fs {
     ///
     /// Fails if the final sync fails, i.e. written data may not be on disk.
     pub fn shutdown(&self) -> FsResult<()> {
+        self.scrub.stop();
         self.gc.stop();
         self.sweeper.stop();
         self.batcher.stop();

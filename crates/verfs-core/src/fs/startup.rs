@@ -18,7 +18,7 @@ use crate::meta::{
     Inode, Reader, Store, CHUNK_FLAG_LOST, SYS_CLEAN_SHUTDOWN, SYS_HASH_SECRET, SYS_MAX_EXTENT_LEN,
 };
 use crate::service::sweep::SweepPace;
-use crate::service::{DataDirLock, GcService, SweepService, SyncService};
+use crate::service::{DataDirLock, GcService, ScrubService, SweepService, SyncService};
 use crate::types::{Ino, PackId};
 use crate::write::{BatchLimits, Batcher};
 
@@ -134,12 +134,14 @@ pub(super) fn open(cfg: &Config) -> Result<Fs, OpenError> {
     let idle = if cfg.read_only { 0 } else { cfg.gc_idle_min_ms };
     let gc = GcService::start(engine.clone(), collector, Duration::from_millis(idle))
         .map_err(io_err("start GC service"))?;
+    let scrub = ScrubService::new(engine.clone(), cfg.scrub_config());
     Ok(Fs {
         engine,
         batcher,
         sync,
         sweeper,
         gc,
+        scrub,
         handles: Default::default(),
         snapshots: RwLock::new(snapshots),
         next_ino: AtomicU64::new(max_ino.0.max(Ino::ROOT.0) + 1),

@@ -337,6 +337,13 @@ impl Store {
         self.write(|w| w.set_system(name, value))
     }
 
+    /// Removes a system value in its own transaction.
+    ///
+    /// Fails if the transaction cannot commit.
+    pub fn delete_system(&self, name: &str) -> Result<(), MetaError> {
+        self.write(|w| w.delete_system(name))
+    }
+
     /// Writes a `u64` system value in its own transaction.
     pub fn set_system_u64(&self, name: &str, value: u64) -> Result<(), MetaError> {
         self.set_system(name, &records::encode_u64(value))

@@ -296,4 +296,10 @@ impl WriteTxn {
     pub fn set_system(&mut self, name: &str, value: &[u8]) -> Result<(), MetaError> {
         self.set(&keys::system(name), value)
     }
+
+    /// Removes a system value (a state that ended, e.g. a finished scrub's cursor);
+    /// removing an absent one is not an error.
+    pub fn delete_system(&mut self, name: &str) -> Result<(), MetaError> {
+        self.del(&keys::system(name))
+    }
 }

@@ -9,6 +9,7 @@ mod gc;
 mod helper;
 mod mount;
 mod progress;
+mod scrub;
 mod snapshot;
 mod stats;
 mod status;
@@ -50,6 +51,11 @@ enum Command {
     /// Run garbage collection on the running daemon, or show its state.
     #[command(subcommand)]
     Gc(gc::GcCmd),
+    /// Verify every stored chunk of the running daemon's filesystem at a bounded rate,
+    /// like `zpool scrub`, and name the files a damaged one breaks: exit 0 clean, 1
+    /// damage found, 2 no daemon, 3 the pass did not finish. Without a subcommand:
+    /// `scrub run`.
+    Scrub(scrub::ScrubArgs),
     /// Check an unmounted data dir offline, writing nothing (with --repair: fix what it
     /// finds): exit 0 clean, 1 problems found (left), 2 cannot run (a daemon holds it).
     Fsck(fsck::FsckArgs),
@@ -144,6 +150,7 @@ pub fn main() -> ExitCode {
         Command::Snapshot(c) => snapshot::run(c),
         Command::Gc(c) => gc::run(c),
         Command::Fsck(a) => return fsck::run(&a),
+        Command::Scrub(a) => return scrub::run(a),
         Command::Crypt(a) => return crypt::run(&a),
         Command::Completions { shell } => docs::completions(shell),
         Command::Man { dir } => docs::man(dir.as_deref()),

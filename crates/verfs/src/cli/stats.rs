@@ -54,7 +54,10 @@ fn print_human(s: &StatsReport, sizes: Sizes) {
         a.pack_index_hits,
         a.pack_index_hits + a.pack_index_misses
     );
-    println!("damaged reads        {} (EIO: damaged or missing pack data)", a.damaged_reads);
+    println!(
+        "damaged reads        {} (EIO: damaged or missing pack data)",
+        a.damaged_reads
+    );
     println!(
         "batches              {} (mean {:.1} blocks)",
         a.batches, s.mean_batch_blocks
@@ -64,4 +67,5 @@ fn print_human(s: &StatsReport, sizes: Sizes) {
         size(a.bytes_written),
         size(a.bytes_read)
     );
+    println!("scrub damaged chunks {}", a.scrub_damaged_chunks);
 }

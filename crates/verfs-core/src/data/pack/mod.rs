@@ -1,6 +1,7 @@
 //! The pack file format: the only place that knows it (byte tables in `docs/format.md`).
 //! Record layout and encoding live here, reading records back in `read`, scanning and
-//! the sealed index in `scan`.
+//! the sealed index in `scan`, verifying a record end to end (fsck and scrub) in
+//! `verify`.
 //!
 //! ```text
 //! file   := header record* [index footer]          (index + footer only once sealed)
@@ -24,12 +25,14 @@ use crate::types::{ChunkHash, PackId};
 
 mod read;
 mod scan;
+mod verify;
 
 pub use read::{read_raw_payload_into, read_record, read_sealed_payload_into, RecordData};
 pub use scan::{
     check_file_header, encode_seal, index_from_scan, is_sealed, read_sealed_index, scan_records,
     ScanResult, SealedIndex,
 };
+pub use verify::{find_damaged_records, verify_record, Checked, Damage, Fault, Verified};
 
 /// Pack file magic.
 const FILE_MAGIC: &[u8; 8] = b"VFSPACK1";

@@ -14,6 +14,7 @@ mod fault_tests;
 mod rewrite;
 mod sealed;
 mod space;
+mod verify;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
