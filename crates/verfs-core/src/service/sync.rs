@@ -48,6 +48,8 @@ impl SyncService {
 fn run(engine: &Engine, stop: &(Mutex<bool>, Condvar), interval: Duration) {
     let (m, c) = stop;
     let mut stopped = m.lock().unwrap_or_else(|p| p.into_inner());
+    // Logged once per run of failures (a failed pack sync keeps failing: fsyncgate).
+    let mut failing = false;
     loop {
         let (g, _) = c
             .wait_timeout(stopped, interval)
@@ -57,8 +59,13 @@ fn run(engine: &Engine, stop: &(Mutex<bool>, Condvar), interval: Duration) {
             return;
         }
         drop(stopped);
-        if let Err(e) = engine.sync_durable() {
-            tracing::error!(error = %e, "periodic sync failed");
+        match engine.sync_durable() {
+            Err(e) if !failing => {
+                tracing::error!(error = %e, "periodic sync failed");
+                failing = true;
+            }
+            Err(_) => {}
+            Ok(()) => failing = false,
         }
         stopped = m.lock().unwrap_or_else(|p| p.into_inner());
     }

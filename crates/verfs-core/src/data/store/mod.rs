@@ -80,6 +80,10 @@ pub struct PackStore {
     /// What readers of the active pack see; swapped (briefly locked) at rotation.
     current: RwLock<Arc<ActiveView>>,
     dirty: AtomicBool,
+    /// Set by the first failed sync, for the rest of the process (fsyncgate): after a
+    /// failed fsync Linux may have dropped the dirty pages and marked them clean, so a
+    /// retry could succeed without the data; every later sync fails instead.
+    sync_failed: std::sync::OnceLock<String>,
     sealed: SealedCache,
     reserve_bytes: u64,
     /// Bumped by GC before it decides which records of a pack to drop (see
@@ -98,6 +102,16 @@ pub fn pack_path(dir: &Path, id: PackId) -> PathBuf {
 
 fn io(pack: PackId, offset: u64, cause: std::io::Error) -> PackError {
     PackError::io(pack, offset, cause)
+}
+
+/// The error of every sync after a failed one: EIO (an error without an OS code
+/// becomes EIO at the errno edge), naming the first failure and what to do.
+fn sync_poisoned(pack: PackId, first: &str) -> PackError {
+    let cause = std::io::Error::other(format!(
+        "an earlier sync failed ({first}); data written before it may not be on disk: \
+         unmount and run `verfsnext fsck --read-data`"
+    ));
+    io(pack, 0, cause)
 }
 
 /// Pack ids present in `dir`, ascending; other files are ignored.
@@ -171,6 +185,7 @@ impl PackStore {
             current: RwLock::new(active.view.clone()),
             writer: Mutex::new(active),
             dirty: AtomicBool::new(false),
+            sync_failed: std::sync::OnceLock::new(),
             reserve_bytes: space::reserve_for(dir),
             drop_epoch: AtomicU64::new(0),
             unlocked: RwLock::new(None),
@@ -413,14 +428,23 @@ impl PackStore {
     /// Makes every appended record durable (fdatasync of the active pack). Sealed packs
     /// were synced when they were sealed.
     ///
-    /// Fails if the sync fails; the data may then not be on disk.
+    /// Fails if the sync fails, and from then on every time (EIO naming the first
+    /// failure): records appended before it may not be on disk, and no later sync can
+    /// tell (PostgreSQL's "fsyncgate"). A remount re-checks the pack's records.
     pub fn sync(&self) -> Result<(), PackError> {
+        if let Some(first) = self.sync_failed.get() {
+            return Err(sync_poisoned(self.current().id, first));
+        }
         if !self.dirty.swap(false, Ordering::AcqRel) {
             return Ok(());
         }
         let view = self.current();
         view.file.sync_data().map_err(|e| {
             self.dirty.store(true, Ordering::Release);
+            let first = format!("{}: {e}", view.id);
+            if self.sync_failed.set(first).is_ok() {
+                tracing::error!(pack = %view.id, error = %e, "pack sync failed: every later fsync fails too until a remount re-checks the pack (unmount, then `verfsnext fsck --read-data`)");
+            }
             io(view.id, 0, e)
         })
     }
