@@ -1,12 +1,11 @@
 //! Data-plane decoders (pack record headers, whole pack files, `.DISCARD` records)
 //! against hostile bytes; see `fuzz_util`.
 
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 
 use super::discard::{Checkpoint, DiscardEntry};
 use super::pack;
-use crate::fuzz_util::{damaged, hammer, noise, rounds};
+use crate::fuzz_util::{corpus, damaged, hammer, noise, rng, Budget};
 use crate::types::{ChunkHash, PackId};
 
 #[test]
@@ -23,6 +22,33 @@ fn discard_log_records_never_panic() {
         len: 4096,
     };
     hammer(9, &c.encode(), &c, Checkpoint::decode);
+    // Whole logs: real ones (and one written here with entries), damaged, opened.
+    let mut logs: Vec<Vec<u8>> = corpus("discard").into_iter().map(|(_, b)| b).collect();
+    if let Some(header) = logs.first().cloned() {
+        let mut with_entries = header;
+        with_entries.extend_from_slice(&e.encode());
+        with_entries.extend_from_slice(&e.encode());
+        logs.push(with_entries);
+    }
+    let mut rng = rng(13);
+    let mut budget = Budget::new(16);
+    let dir = tempfile::tempdir().expect("tempdir");
+    while budget.next() {
+        let base = &logs[rng.gen_range(0..logs.len())];
+        let bytes = damaged(&mut rng, base);
+        std::fs::write(dir.path().join(super::discard::DISCARD_FILE), &bytes).expect("write");
+        let stored = rng.gen_bool(0.5).then_some(Checkpoint {
+            epoch: rng.gen_range(0..3),
+            len: rng.gen_range(0..200),
+        });
+        if let Ok((log, _)) = super::discard::DiscardLog::open(
+            dir.path(),
+            crate::datadir::DataDirPerms::OWNER_ONLY,
+            stored,
+        ) {
+            let _ = log.entries();
+        }
+    }
 }
 
 #[test]
@@ -49,13 +75,32 @@ fn pack_headers_and_whole_pack_files_never_panic() {
     file.extend_from_slice(&rec);
     let end = file.len() as u64;
     file.extend_from_slice(&pack::encode_seal(&[(ChunkHash([3; 16]), loc)], end));
-    let mut rng = StdRng::seed_from_u64(11);
+    whole_files(11, &[file], loc);
+    // Real pack files from a mounted filesystem: a GC-rewritten sealed pack and an
+    // empty active one.
+    let real: Vec<Vec<u8>> = corpus("pack").into_iter().map(|(_, b)| b).collect();
+    for (p, b) in corpus("pack") {
+        let f = tempfile::tempfile().expect("tempfile");
+        std::os::unix::fs::FileExt::write_all_at(&f, &b, 0).expect("write");
+        let ok = pack::check_file_header(&f, PackId(1))
+            .and_then(|()| pack::scan_records(&f, PackId(1), b.len() as u64));
+        assert!(ok.is_ok(), "{} is not a valid pack: {ok:?}", p.display());
+    }
+    whole_files(12, &real, loc);
+}
+
+/// Damaged and random versions of the pack files `files`, written to a temp file and
+/// opened by every whole-file reader.
+fn whole_files(seed: u64, files: &[Vec<u8>], loc: pack::Location) {
+    let mut rng = rng(seed);
     let tmp = tempfile::tempfile().expect("tempfile");
-    for _ in 0..rounds() / 4 {
+    let mut budget = Budget::new(4);
+    while budget.next() {
+        let base = &files[rng.gen_range(0..files.len())];
         let bytes = if rng.gen_bool(0.5) {
-            damaged(&mut rng, &file)
+            damaged(&mut rng, base)
         } else {
-            noise(&mut rng, file.len() * 2)
+            noise(&mut rng, base.len() * 2)
         };
         tmp.set_len(0).expect("truncate");
         std::os::unix::fs::FileExt::write_all_at(&tmp, &bytes, 0).expect("write");

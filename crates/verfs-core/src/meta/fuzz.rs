@@ -1,12 +1,9 @@
 //! Metadata decoders (records, versioned values, keys) against hostile bytes; see
 //! `fuzz_util`.
 
-use rand::rngs::StdRng;
-use rand::SeedableRng;
-
 use super::records::{ChunkRecord, Dirent, Extent, Inode, SnapshotRecord};
 use super::{keys, versioned};
-use crate::fuzz_util::{damaged, hammer, noise, rounds};
+use crate::fuzz_util::{damaged, hammer, noise, rng, Budget};
 use crate::types::{ChunkHash, FileKind, Generation, Ino, PackId, Timestamp};
 
 fn inode() -> Inode {
@@ -60,9 +57,10 @@ fn metadata_records_never_panic() {
 #[test]
 fn metadata_keys_never_panic() {
     let key = keys::live(&keys::dirent(Ino(5), b"name"));
-    let mut rng = StdRng::seed_from_u64(7);
+    let mut rng = rng(7);
     assert!(keys::split_stored(&key).is_some());
-    for _ in 0..rounds() {
+    let mut budget = Budget::new(1);
+    while budget.next() {
         for k in [noise(&mut rng, 64), damaged(&mut rng, &key)] {
             if let Some((logical, _)) = keys::split_stored(&k) {
                 let _ = keys::dirent_name(logical);

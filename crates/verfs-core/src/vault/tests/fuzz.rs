@@ -3,12 +3,16 @@
 //! so a failure reproduces.
 
 use rand::rngs::StdRng;
-use rand::{Rng, RngCore, SeedableRng};
+use rand::{Rng, RngCore};
+
+use crate::fuzz_util::{rng, Budget};
 
 use super::super::{KeyFile, VaultError, WrapRecord, NONCE_LEN};
 use super::{fix_crc, new_vault, ok};
 
-const ROUNDS: usize = 4000;
+/// Each loop gets the full `VERFS_FUZZ_ROUNDS` of the normal suite (or the timed
+/// budget of `scripts/fuzz.sh`).
+const ROUNDS_DIV: usize = 1;
 
 /// A random mutation of `valid`: flipped bytes, a cut, or bytes appended.
 fn mutate(rng: &mut StdRng, valid: &[u8]) -> Vec<u8> {
@@ -37,10 +41,11 @@ fn random_bytes(rng: &mut StdRng, max: usize) -> Vec<u8> {
 
 #[test]
 fn key_file_decoder_never_panics() {
-    let mut rng = StdRng::seed_from_u64(0x5eed_0001);
+    let mut rng = rng(0x5eed_0001);
+    let mut budget = Budget::new(ROUNDS_DIV);
     let valid = ok(KeyFile::generate()).encode();
     let mut accepted = 0;
-    for _ in 0..ROUNDS {
+    while budget.next() {
         let input = if rng.gen_bool(0.5) {
             random_bytes(&mut rng, 200)
         } else {
@@ -59,10 +64,11 @@ fn key_file_decoder_never_panics() {
 
 #[test]
 fn wrap_decoder_never_panics() {
-    let mut rng = StdRng::seed_from_u64(0x5eed_0002);
+    let mut rng = rng(0x5eed_0002);
+    let mut budget = Budget::new(ROUNDS_DIV);
     let (_, valid, _) = new_vault(b"pw");
     let mut past_crc = 0;
-    for _ in 0..ROUNDS {
+    while budget.next() {
         let input = if rng.gen_bool(0.5) {
             random_bytes(&mut rng, 300)
         } else {
@@ -83,9 +89,10 @@ fn wrap_decoder_never_panics() {
 
 #[test]
 fn chunk_open_never_panics_on_garbage() {
-    let mut rng = StdRng::seed_from_u64(0x5eed_0003);
+    let mut rng = rng(0x5eed_0003);
+    let mut budget = Budget::new(ROUNDS_DIV);
     let (_, _, vault) = new_vault(b"pw");
-    for _ in 0..ROUNDS {
+    while budget.next() {
         let sealed = random_bytes(&mut rng, 100);
         let mut nonce = [0u8; NONCE_LEN];
         rng.fill_bytes(&mut nonce);
