@@ -6,6 +6,8 @@
 //! batcher and complete through a callback, so a FUSE thread never waits for a batch.
 
 mod control;
+#[cfg(test)]
+mod core_tests;
 mod diff;
 mod handles;
 mod node;
@@ -153,6 +155,15 @@ impl Fs {
     /// startup recovery fails; the message names the path.
     pub fn start(cfg: &Config) -> Result<Fs, OpenError> {
         startup::open(cfg)
+    }
+
+    /// [`Fs::start`] with pack files on `io`: the core tests' fault-injecting storage.
+    #[cfg(test)]
+    pub(crate) fn start_with_io(
+        cfg: &Config,
+        io: std::sync::Arc<dyn crate::data::packio::PackIo>,
+    ) -> Result<Fs, OpenError> {
+        startup::open_with_io(cfg, io)
     }
 
     /// How long the kernel may cache attributes and entries.

@@ -10,6 +10,7 @@ use rand::RngCore;
 use super::snapshots::SnapshotTable;
 use super::{Fs, OpenError};
 use crate::config::Config;
+use crate::data::packio::{FileIo, PackIo};
 use crate::data::{ChunkHasher, PackStore, UltraCdc};
 use crate::engine::Engine;
 use crate::error::FsError;
@@ -31,7 +32,7 @@ fn startup(context: &str) -> impl FnOnce(FsError) -> OpenError + '_ {
 
 /// Opens metadata and packs, clears the clean-shutdown mark, and after an unclean
 /// shutdown marks chunks whose pack records did not survive as lost.
-fn open_stores(cfg: &Config) -> Result<(Store, PackStore), OpenError> {
+fn open_stores(cfg: &Config, io: Arc<dyn PackIo>) -> Result<(Store, PackStore), OpenError> {
     let meta_dir = cfg.data_dir.join("meta");
     let meta = Store::open(&meta_dir, cfg.data_dir_perms()).map_err(|cause| OpenError::Meta {
         path: meta_dir.clone(),
@@ -47,7 +48,8 @@ fn open_stores(cfg: &Config) -> Result<(Store, PackStore), OpenError> {
     let clean = mark == Some(1) || fresh;
     let secret = hash_secret(&meta).map_err(startup("hash secret"))?;
     let packs_dir = cfg.data_dir.join("packs");
-    let (packs, report) = PackStore::open(
+    let (packs, report) = PackStore::open_with_io(
+        io,
         &packs_dir,
         cfg.data_dir_perms(),
         cfg.pack_max_bytes(),
@@ -76,10 +78,15 @@ fn open_stores(cfg: &Config) -> Result<(Store, PackStore), OpenError> {
 }
 
 pub(super) fn open(cfg: &Config) -> Result<Fs, OpenError> {
+    open_with_io(cfg, FileIo::shared())
+}
+
+/// [`open`] with pack files on the storage `io` (core tests pass a fault-injecting one).
+pub(super) fn open_with_io(cfg: &Config, io: Arc<dyn PackIo>) -> Result<Fs, OpenError> {
     // Before anything in it is opened: a data dir others can read leaks every file.
     cfg.data_dir_perms().check(&cfg.data_dir)?;
     let lock = DataDirLock::acquire(&cfg.data_dir, cfg.data_dir_perms())?;
-    let (meta, packs) = open_stores(cfg)?;
+    let (meta, packs) = open_stores(cfg, io)?;
     ensure_root(&meta).map_err(startup("create root"))?;
     let chunker = UltraCdc::new(
         cfg.ultracdc_min_size_bytes,
