@@ -222,3 +222,83 @@ fn a_failed_pack_read_is_eio_and_the_next_read_succeeds() {
     c.faults.clear();
     assert_eq!(c.read_all("f", 300_000).expect("read"), data);
 }
+
+fn meta_faults(c: &Core) -> &crate::meta::faults::MetaFaults {
+    &c.fs().engine.meta.faults
+}
+
+/// Shuts `c` down and runs the offline check on its data dir.
+fn shut_down_and_check(c: &mut Core) -> crate::check::Report {
+    if let Some(fs) = c.fs.take() {
+        c.faults.clear();
+        let _ = fs.shutdown();
+    }
+    let opts = crate::check::Options { read_data: true };
+    crate::check::run(&c.cfg.data_dir, opts, &mut crate::check::NoProgress).expect("fsck ran")
+}
+
+#[test]
+fn a_failed_metadata_commit_is_the_callers_errno_and_leaves_a_clean_store() {
+    use crate::meta::faults::MetaFaultPlan;
+    let mut c = Core::new();
+    let (ino, fh) = c.create("kept");
+    let kept = noise(7, 100_000);
+    c.write(ino, fh, 0, &kept).expect("write");
+    c.fsync(ino).expect("fsync");
+    meta_faults(&c).set(MetaFaultPlan {
+        commit_errno: Some(libc::ENOSPC),
+        ..MetaFaultPlan::default()
+    });
+    let mkdir = c.fs().mkdir(ROOT, Ino::ROOT, b"d", 0o755, 0o022);
+    assert_eq!(errno(mkdir), libc::ENOSPC);
+    let (ino2, fh2) = {
+        meta_faults(&c).clear();
+        c.create("late")
+    };
+    meta_faults(&c).set(MetaFaultPlan {
+        commit_errno: Some(libc::EIO),
+        ..MetaFaultPlan::default()
+    });
+    // The batch holding this write cannot commit: its writer hears EIO (from the write
+    // or its fsync), as from a Linux write-back error.
+    let queued = c.write(ino2, fh2, 0, &noise(8, 100_000));
+    let synced = c.fsync(ino2);
+    let failed = [queued.err(), synced.err()];
+    assert!(
+        failed.iter().flatten().any(|e| e.errno() == libc::EIO),
+        "no EIO: {failed:?}"
+    );
+    meta_faults(&c).clear();
+    // The filesystem keeps serving: fsync'd data intact, new changes commit.
+    assert_eq!(c.read_all("kept", 200_000).expect("read"), kept);
+    c.fs()
+        .mkdir(ROOT, Ino::ROOT, b"d", 0o755, 0o022)
+        .expect("mkdir after");
+    let report = shut_down_and_check(&mut c);
+    assert!(report.is_clean(), "{:?}", report.problems);
+}
+
+#[test]
+fn a_failed_metadata_sync_fails_that_fsync_and_every_later_one() {
+    use crate::meta::faults::MetaFaultPlan;
+    let mut c = Core::new();
+    let (ino, fh) = c.create("f");
+    c.write(ino, fh, 0, b"before").expect("write");
+    c.fsync(ino).expect("fsync");
+    c.write(ino, fh, 0, b"after!").expect("write");
+    meta_faults(&c).set(MetaFaultPlan {
+        sync_errno: Some(libc::EIO),
+        ..MetaFaultPlan::default()
+    });
+    assert_eq!(errno(c.fsync(ino)), libc::EIO);
+    meta_faults(&c).clear();
+    assert_eq!(
+        errno(c.fsync(ino)),
+        libc::EIO,
+        "fsyncgate: retry answered success"
+    );
+    assert!(c.restart().is_err(), "shutdown reported a clean sync");
+    c.fsync(ino).expect("fsync after the remount");
+    let report = shut_down_and_check(&mut c);
+    assert!(report.is_clean(), "{:?}", report.problems);
+}

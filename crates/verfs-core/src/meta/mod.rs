@@ -6,6 +6,8 @@
 //! the whole closure when SurrealKV reports a write conflict. Both read through the
 //! [`Reader`] trait, so a write sees its own earlier writes with the same accessors.
 
+#[cfg(test)]
+pub(crate) mod faults;
 mod keys;
 mod migrate;
 mod reader;
@@ -126,6 +128,12 @@ pub struct Store {
     /// Generations of the snapshots that exist, sorted; changed only under the
     /// exclusive generation fence, so a write transaction sees one set throughout.
     snapshot_gens: RwLock<Arc<Vec<u64>>>,
+    /// Set by the first failed WAL sync; every later sync fails too (fsyncgate: a
+    /// retry could succeed without the data the failed one covered).
+    sync_failed: std::sync::OnceLock<String>,
+    /// Injected faults (core tests).
+    #[cfg(test)]
+    pub(crate) faults: faults::MetaFaults,
 }
 
 impl Store {
@@ -163,6 +171,9 @@ impl Store {
             live_gen: AtomicU64::new(1),
             gen_fence: RwLock::new(()),
             snapshot_gens: RwLock::new(Arc::new(Vec::new())),
+            sync_failed: std::sync::OnceLock::new(),
+            #[cfg(test)]
+            faults: Default::default(),
         };
         let gen = store.read_system_u64(SYS_LIVE_GEN)?;
         match gen {
@@ -295,6 +306,11 @@ impl Store {
                     return Err(e);
                 }
             };
+            #[cfg(test)]
+            if let Some(e) = self.faults.commit() {
+                w.rollback();
+                return Err(e.into());
+            }
             let held = fence();
             match self.rt.block_on(w.commit()) {
                 Ok(()) => return Ok((out, held)),
@@ -312,11 +328,29 @@ impl Store {
 
     /// Makes every committed transaction durable (fsync of the WAL).
     ///
-    /// Fails if the WAL cannot be written or synced; later commits fail too until reopen.
+    /// Fails if the WAL cannot be written or synced, and from then on every time until
+    /// the store is reopened (what the failed sync covered may be lost without a trace).
     pub fn sync(&self) -> Result<(), MetaError> {
-        self.tree
-            .flush_wal(true)
-            .map_err(|e| MetaError::kv("sync metadata WAL", e))
+        if let Some(first) = self.sync_failed.get() {
+            return Err(MetaError::Kv(format!(
+                "an earlier metadata sync failed ({first}); unmount and run `verfsnext fsck`"
+            )));
+        }
+        #[cfg(test)]
+        let injected = self.faults.sync();
+        #[cfg(not(test))]
+        let injected: Option<MetaError> = None;
+        let res = match injected {
+            Some(e) => Err(e),
+            None => self
+                .tree
+                .flush_wal(true)
+                .map_err(|e| MetaError::kv("sync metadata WAL", e)),
+        };
+        if let Err(e) = &res {
+            let _ = self.sync_failed.set(e.to_string());
+        }
+        res
     }
 
     /// Reads a raw system value.

@@ -71,6 +71,9 @@ impl Store {
             live_gen: AtomicU64::new(0),
             gen_fence: RwLock::new(()),
             snapshot_gens: RwLock::new(Arc::new(Vec::new())),
+            sync_failed: std::sync::OnceLock::new(),
+            #[cfg(test)]
+            faults: Default::default(),
         };
         let gen = store
             .read_system_u64(SYS_LIVE_GEN)?
