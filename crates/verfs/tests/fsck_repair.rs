@@ -181,3 +181,25 @@ fn repair_refuses_while_the_daemon_runs_and_changes_nothing() {
     assert!(r["changes"].as_array().is_some_and(Vec::is_empty), "{r:#}");
     assert!(r["backup"].is_null(), "{r:#}");
 }
+
+#[test]
+fn a_damaged_sealed_index_is_rebuilt_and_nothing_is_lost() {
+    let mut fs = built_with_config("pack_max_size_mb = 1\n");
+    fs.start();
+    let a_sum = sha256(&fs.m("a.bin"));
+    fs.stop();
+    let packs = fs.packs();
+    assert!(packs.len() >= 3, "3 MiB in 1 MiB packs: {packs:?}");
+    // Inside the index (about 16 entries of 32 bytes before a short footer).
+    let len = std::fs::metadata(&packs[0]).expect("pack").len();
+    flip_bytes(&packs[0], len - 200, 4);
+    assert_problem(&fsck_json(&fs, &[], 1), "bad-pack", None);
+    let r = repaired(&fs, &["--read-data"]);
+    assert!(changed(&r, "rebuilt the damaged index", None), "{r:#}");
+    assert!(!changed(&r, "now holes", None), "data was given up: {r:#}");
+    let saved = std::path::Path::new(r["backup"].as_str().expect("backup")).join("packs");
+    assert!(saved.is_dir(), "the old pack was not kept");
+    fs.start();
+    assert_eq!(sha256(&fs.m("a.bin")), a_sum);
+    fs.assert_fsck_clean();
+}

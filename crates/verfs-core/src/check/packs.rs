@@ -122,6 +122,7 @@ fn check_pack(
     if !sealed_ok {
         let msg = format!("{id}: footer says sealed but the index fails its check");
         report.problem(ProblemKind::BadPack, msg, None);
+        report.bad_index.insert(id);
     }
     let mut damaged = BTreeSet::new();
     if let Some(scan) = &scan {

@@ -24,10 +24,11 @@ use serde::Serialize;
 use super::report::Report;
 use super::tree::Namespace;
 use super::{run_locked, CheckError, NoProgress, Options, Progress};
+use crate::data::store::pack_path;
 use crate::datadir::DataDirPerms;
 use crate::meta::{ChunkRecord, ExtentVersion, MetaError, Reader, Store, View};
 use crate::service::DataDirLock;
-use crate::types::{ChunkHash, Ino};
+use crate::types::{ChunkHash, Ino, PackId};
 
 /// One change the repair made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -78,6 +79,7 @@ pub fn repair(
         return Ok(out);
     }
     let backup = backup_meta(data_dir, perms)?;
+    rebuild_indexes(data_dir, &out.before.bad_index, &backup, &mut out.changes)?;
     out.backup = Some(backup);
     let meta_dir = data_dir.join("meta");
     let meta_err = |cause| CheckError::Meta {
@@ -103,6 +105,41 @@ pub fn repair(
     })?;
     drop(lock);
     Ok(out)
+}
+
+/// Step 0: packs whose sealed index is damaged get a new one from a scan of their
+/// records (each copied to the backup first), so no chunk in them is lost.
+fn rebuild_indexes(
+    data_dir: &Path,
+    packs: &BTreeSet<PackId>,
+    backup: &Path,
+    changes: &mut Vec<Change>,
+) -> Result<(), CheckError> {
+    let dir = data_dir.join("packs");
+    for &id in packs {
+        let path = pack_path(&dir, id);
+        let io = |cause| CheckError::Io {
+            path: path.clone(),
+            cause,
+        };
+        let saved = backup.join("packs");
+        std::fs::create_dir_all(&saved).map_err(io)?;
+        if let Some(name) = path.file_name() {
+            std::fs::copy(&path, saved.join(name)).map_err(io)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
+        let n = crate::data::pack::rebuild_seal(&file, id)
+            .map_err(|e| io(std::io::Error::other(e.to_string())))?;
+        changes.push(Change {
+            what: format!("rebuilt the damaged index of {id} from a scan of its {n} records"),
+            path: None,
+        });
+    }
+    Ok(())
 }
 
 /// The three repair steps, in order.

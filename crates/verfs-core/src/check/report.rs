@@ -116,6 +116,10 @@ pub struct Report {
     /// holes.
     #[serde(skip)]
     pub unreadable: std::collections::BTreeSet<crate::types::ChunkHash>,
+    /// Sealed packs whose index fails its check while the records scan: what
+    /// `--repair` re-seals from a scan.
+    #[serde(skip)]
+    pub bad_index: std::collections::BTreeSet<crate::types::PackId>,
 }
 
 impl Report {

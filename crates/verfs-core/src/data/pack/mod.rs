@@ -29,8 +29,8 @@ mod verify;
 
 pub use read::{read_raw_payload_into, read_record, read_sealed_payload_into, RecordData};
 pub use scan::{
-    check_file_header, encode_seal, index_from_scan, is_sealed, read_sealed_index, scan_records,
-    ScanResult, SealedIndex,
+    check_file_header, encode_seal, index_from_scan, is_sealed, read_sealed_index, rebuild_seal,
+    scan_records, ScanResult, SealedIndex,
 };
 pub use verify::{find_damaged_records, verify_record, Checked, Damage, Fault, Verified};
 

@@ -176,6 +176,26 @@ impl SealedIndex {
     }
 }
 
+/// `fsck --repair`: rewrites the index and footer of pack `file` from a scan of its
+/// records (its sealed index is damaged): cuts what follows the last valid record and
+/// seals it again, synced. Returns how many records the new index holds.
+///
+/// Fails if the pack cannot be read, written or synced.
+pub fn rebuild_seal(file: &std::fs::File, pack: PackId) -> Result<usize, PackError> {
+    use std::os::unix::fs::FileExt;
+    let len = file
+        .metadata()
+        .map_err(|e| PackError::io(pack, 0, e))?
+        .len();
+    let scan = scan_records(file, pack, len)?;
+    let end = scan.valid_end;
+    let seal = encode_seal(&scan.entries, end);
+    file.set_len(end).map_err(|e| PackError::io(pack, end, e))?;
+    FileExt::write_all_at(file, &seal, end).map_err(|e| PackError::io(pack, end, e))?;
+    std::fs::File::sync_all(file).map_err(|e| PackError::io(pack, end, e))?;
+    Ok(scan.entries.len())
+}
+
 /// Encodes the index and footer that seal a pack whose records end at `records_end`.
 /// For duplicate hashes the last entry wins.
 pub fn encode_seal(entries: &[(ChunkHash, Location)], records_end: u64) -> Vec<u8> {
