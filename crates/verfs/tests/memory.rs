@@ -57,6 +57,10 @@ fn a_2_gib_write_stays_within_1_5_times_memory_limit_mb() {
     assert!(out.status.success(), "dd: {out:?}");
     let peak = status_bytes(fs.pid(), "VmHWM:");
     let bound = (LIMIT_MB * 3 / 2) << 20;
+    eprintln!(
+        "daemon VmHWM after writing {WRITE_MB} MiB with memory_limit_mb = {LIMIT_MB}: {} MiB",
+        peak >> 20
+    );
     assert!(
         peak < bound,
         "VmHWM {} MiB after a {WRITE_MB} MiB write, bound {} MiB",
