@@ -351,6 +351,36 @@ pub struct StatsReport {
     /// Versions removed by sweeps since the daemon started.
     #[serde(default)]
     pub swept_versions: u64,
+    /// The memory budget, its shares and what each holds now.
+    #[serde(default)]
+    pub memory: MemoryReport,
+}
+
+/// `memory_limit_mb` and how it is used, so an operator can see which share is full
+/// before raising the limit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MemoryReport {
+    /// The whole limit in bytes.
+    pub limit_bytes: u64,
+    /// The shares, in the order of `docs/architecture.md`.
+    pub shares: Vec<MemoryShare>,
+    /// The daemon's resident set now (`VmRSS`), if the platform reports it.
+    pub rss_bytes: Option<u64>,
+    /// The daemon's peak resident set (`VmHWM`), if the platform reports it.
+    pub peak_rss_bytes: Option<u64>,
+}
+
+/// One share of the memory budget.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryShare {
+    /// Its name (`write_back`, `chunk_cache`, `meta_memtables`, ...).
+    pub name: String,
+    /// Bytes it may use.
+    pub limit_bytes: u64,
+    /// Bytes it uses now; `None` where nothing measures it (SurrealKV reports neither
+    /// its memtables nor its block cache; the compression buffers and the runtime are
+    /// bounded by construction).
+    pub used_bytes: Option<u64>,
 }
 
 /// What a running filesystem offers the control plane.

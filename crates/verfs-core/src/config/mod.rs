@@ -8,7 +8,10 @@ use thiserror::Error;
 
 use crate::datadir::DataDirPerms;
 
+mod budget;
 mod overrides;
+
+pub use budget::{MemoryBudget, KNOWN_CHUNK_BYTES};
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, Error)]
@@ -73,7 +76,8 @@ pub struct Config {
     pub batch_max_blocks: usize,
     /// Longest a file's last partial chunk is held in memory before it is stored.
     pub batch_max_delay_ms: u64,
-    /// A write batch closes once it holds this much write data.
+    /// A write batch closes once it holds this much write data; a cap below the batch's
+    /// share of `memory_limit_mb` (half the write-back share), which wins when smaller.
     pub batch_max_memory_mb: u64,
     /// Smallest chunk the chunker cuts (except at end of file).
     pub ultracdc_min_size_bytes: u32,
@@ -83,8 +87,12 @@ pub struct Config {
     pub ultracdc_max_size_bytes: u32,
     /// zstd level for chunk compression (negative levels are the fast modes).
     pub zstd_compression_level: i32,
-    /// Bytes of decompressed chunks kept in memory for reads.
+    /// Bytes of decompressed chunks kept in memory for reads; a cap below the chunk
+    /// cache's share of `memory_limit_mb`, which wins when smaller.
     pub chunk_cache_mb: u64,
+    /// MiB the daemon as a whole may use, divided into shares ([`MemoryBudget`]): one
+    /// number so a small machine can bound every cache and buffer at once.
+    pub memory_limit_mb: u64,
     /// Seconds the kernel may cache attributes and names.
     pub attr_ttl_secs: u64,
     /// Whether `ls -a` of the root lists `.snapshots` (it is reachable by name either
@@ -155,6 +163,7 @@ impl Default for Config {
             ultracdc_max_size_bytes: 256 * 1024,
             zstd_compression_level: 3,
             chunk_cache_mb: 64,
+            memory_limit_mb: 256,
             attr_ttl_secs: 1,
             snapshots_visible: false,
             sweep_step_keys: 2048,
@@ -268,6 +277,7 @@ impl Config {
             22,
         )?;
         range("chunk_cache_mb", self.chunk_cache_mb, 0, 1 << 20)?;
+        range("memory_limit_mb", self.memory_limit_mb, 64, 65_536)?;
         range("attr_ttl_secs", self.attr_ttl_secs, 0, 3600)?;
         range("sweep_step_keys", self.sweep_step_keys, 1, 1_000_000)?;
         range("sweep_pause_ms", self.sweep_pause_ms, 0, 60_000)?;
@@ -357,6 +367,15 @@ impl Config {
         }
     }
 
+    /// `memory_limit_mb` divided into its shares, with the caps applied.
+    pub fn memory_budget(&self) -> MemoryBudget {
+        MemoryBudget::new(
+            self.memory_limit_mb,
+            self.chunk_cache_mb,
+            self.batch_max_memory_mb,
+        )
+    }
+
     /// The pack rotation threshold in bytes.
     pub fn pack_max_bytes(&self) -> u64 {
         self.pack_max_size_mb * 1024 * 1024
@@ -414,6 +433,8 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("ultracdc_avg_size_bytes"), "{e}");
+        let e = parse("memory_limit_mb = 32").unwrap_err().to_string();
+        assert!(e.contains("memory_limit_mb"), "{e}");
         let e = parse("log_level = \"loud\"").unwrap_err().to_string();
         assert!(e.contains("log_level"), "{e}");
     }
@@ -470,6 +491,7 @@ mod tests {
             "ultracdc_max_size_bytes",
             "zstd_compression_level",
             "chunk_cache_mb",
+            "memory_limit_mb",
             "attr_ttl_secs",
             "snapshots_visible",
             "sweep_step_keys",

@@ -14,6 +14,7 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use bytes::Bytes;
 use moka::sync::Cache;
 
+use crate::config::{MemoryBudget, KNOWN_CHUNK_BYTES};
 use crate::data::{Domain, PackStore, UltraCdc};
 use crate::error::{FsError, FsResult};
 use crate::meta::{Inode, Reader, Store, View, INODE_FLAG_VAULT};
@@ -21,10 +22,6 @@ use crate::types::{ChunkHash, Ino, PackId, Timestamp};
 pub use pending::{OverlaySnapshot, Pending, PendingOp};
 pub use read::WindowSlot;
 pub use stats::Stats;
-
-/// Known chunks kept for dedup lookups (about 100 bytes each, so at most ~25 MiB; at
-/// the 64 KiB mean chunk this covers the last ~16 GiB of distinct data).
-const KNOWN_CHUNK_ENTRIES: u64 = 256 * 1024;
 
 /// Where a stored chunk is and how it is stored: the part of its chunk record that
 /// never changes once the chunk is in a pack. Enough to recreate the record.
@@ -67,18 +64,23 @@ pub struct Engine {
     /// that removes a chunk from the packs (pack rewrite in GC) must evict it here.
     known_chunks: Cache<ChunkHash, ChunkPlace>,
     max_extent_len: u64,
+    budget: MemoryBudget,
 }
 
 impl Engine {
-    /// Assembles the engine; `chunk_cache_bytes` of 0 disables the chunk cache.
+    /// Assembles the engine with its caches sized by `budget` (a chunk cache share of 0
+    /// disables the chunk cache). The dedup cache holds as many known chunks (about 100
+    /// bytes each) as its share pays for: at the default 16 MiB and the 64 KiB mean
+    /// chunk, the last ~8 GiB of distinct data.
     pub fn new(
         meta: Store,
         packs: PackStore,
         chunker: UltraCdc,
         zstd_level: i32,
-        chunk_cache_bytes: u64,
+        budget: &MemoryBudget,
         max_extent_len: u64,
     ) -> Engine {
+        let chunk_cache_bytes = budget.chunk_cache;
         let chunk_cache = (chunk_cache_bytes > 0).then(|| {
             Cache::builder()
                 .weigher(|_, v: &Bytes| v.len().min(u32::MAX as usize) as u32 + 64)
@@ -94,7 +96,8 @@ impl Engine {
             stats: Stats::default(),
             settle_gate: RwLock::new(()),
             chunk_cache,
-            known_chunks: Cache::new(KNOWN_CHUNK_ENTRIES),
+            known_chunks: Cache::new(budget.known_chunk_entries()),
+            budget: *budget,
             max_extent_len: max_extent_len.max(chunker.max_size() as u64),
         }
     }
@@ -121,6 +124,21 @@ impl Engine {
     /// storing it on the word of the cache.
     pub fn forget_chunk(&self, hash: &ChunkHash) {
         self.known_chunks.invalidate(hash);
+    }
+
+    /// The memory shares this engine was sized by.
+    pub fn memory_budget(&self) -> &MemoryBudget {
+        &self.budget
+    }
+
+    /// Bytes the chunk cache holds now (moka's weighted size; 0 without a cache).
+    pub fn chunk_cache_bytes(&self) -> u64 {
+        self.chunk_cache.as_ref().map_or(0, |c| c.weighted_size())
+    }
+
+    /// Estimated bytes of the dedup cache: its entries times [`KNOWN_CHUNK_BYTES`].
+    pub fn dedup_cache_bytes(&self) -> u64 {
+        self.known_chunks.entry_count() * KNOWN_CHUNK_BYTES
     }
 
     /// How far back from an offset the extent covering it may start: the largest chunk

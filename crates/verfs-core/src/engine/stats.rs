@@ -19,6 +19,8 @@ pub struct Stats {
     dedup_cache_misses: AtomicU64,
     damaged_reads: AtomicU64,
     scrub_damaged_chunks: AtomicU64,
+    /// A gauge, not a counter: bytes of file tails the batcher holds now.
+    held_tail_bytes: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -62,6 +64,17 @@ pub struct StatsSnapshot {
 }
 
 impl Stats {
+    /// Records the bytes of held tails after a batch (the batcher thread owns them; this
+    /// copy lets `stats` report the share's use).
+    pub fn set_held_tail_bytes(&self, n: u64) {
+        self.held_tail_bytes.store(n, Relaxed);
+    }
+
+    /// Bytes of file tails held at the end of the last batch.
+    pub fn held_tail_bytes(&self) -> u64 {
+        self.held_tail_bytes.load(Relaxed)
+    }
+
     /// Counts bytes returned by a read.
     pub fn add_read(&self, n: u64) {
         self.bytes_read.fetch_add(n, Relaxed);

@@ -1,7 +1,8 @@
 //! The control plane's view of a mounted filesystem.
 
 use crate::control::{
-    Control, Request, Response, StatsReport, StatusReport, VaultRefusal, VaultRequest,
+    Control, MemoryReport, MemoryShare, Request, Response, StatsReport, StatusReport, VaultRefusal,
+    VaultRequest,
 };
 use crate::error::{FsError, FsResult};
 use crate::fs::VaultCmdError;
@@ -116,6 +117,13 @@ impl Fs {
     }
 }
 
+/// A `kB` field of `/proc/self/status` (Linux), e.g. `VmHWM:`.
+fn proc_status_kib(field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = text.lines().find_map(|l| l.strip_prefix(field))?;
+    line.split_whitespace().next()?.parse().ok()
+}
+
 fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 {
         0.0
@@ -161,7 +169,53 @@ impl Fs {
         r.sweep_pending = sweep.pending.load(Ordering::SeqCst);
         r.swept_versions = sweep.removed.load(Ordering::Relaxed);
         r.activity = a;
+        r.memory = self.memory_report();
         Ok(r)
+    }
+
+    /// The memory budget's shares with what each holds now (see `config::budget`).
+    pub fn memory_report(&self) -> MemoryReport {
+        let b = self.engine.memory_budget();
+        let (index, vault) = self.engine.packs.cache_bytes();
+        let share = |name: &str, limit_bytes: u64, used_bytes: Option<u64>| MemoryShare {
+            name: name.to_string(),
+            limit_bytes,
+            used_bytes,
+        };
+        let shares = vec![
+            share(
+                "write_back",
+                b.write_back,
+                Some(self.batcher.in_flight_bytes()),
+            ),
+            share("compression", b.compression, None),
+            share(
+                "held_tails",
+                b.held_tails,
+                Some(self.engine.stats.held_tail_bytes()),
+            ),
+            share(
+                "chunk_cache",
+                b.chunk_cache,
+                Some(self.engine.chunk_cache_bytes()),
+            ),
+            share(
+                "dedup_cache",
+                b.dedup_cache,
+                Some(self.engine.dedup_cache_bytes()),
+            ),
+            share("pack_index_cache", b.pack_index_cache, Some(index)),
+            share("vault_cache", b.vault_cache, Some(vault)),
+            share("meta_memtables", b.meta_memtables, None),
+            share("meta_block_cache", b.meta_block_cache, None),
+            share("runtime", b.runtime, None),
+        ];
+        MemoryReport {
+            limit_bytes: b.limit,
+            shares,
+            rss_bytes: proc_status_kib("VmRSS:").map(|k| k * 1024),
+            peak_rss_bytes: proc_status_kib("VmHWM:").map(|k| k * 1024),
+        }
     }
 
     /// The data dir, where the control socket lives.

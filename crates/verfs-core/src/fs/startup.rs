@@ -16,7 +16,8 @@ use crate::engine::Engine;
 use crate::error::FsError;
 use crate::gc::Collector;
 use crate::meta::{
-    Inode, Reader, Store, CHUNK_FLAG_LOST, SYS_CLEAN_SHUTDOWN, SYS_HASH_SECRET, SYS_MAX_EXTENT_LEN,
+    Inode, MetaMemory, Reader, Store, CHUNK_FLAG_LOST, SYS_CLEAN_SHUTDOWN, SYS_HASH_SECRET,
+    SYS_MAX_EXTENT_LEN,
 };
 use crate::service::sweep::SweepPace;
 use crate::service::{DataDirLock, GcService, ScrubService, SweepService, SyncService};
@@ -34,10 +35,18 @@ fn startup(context: &str) -> impl FnOnce(FsError) -> OpenError + '_ {
 /// shutdown marks chunks whose pack records did not survive as lost.
 fn open_stores(cfg: &Config, io: Arc<dyn PackIo>) -> Result<(Store, PackStore), OpenError> {
     let meta_dir = cfg.data_dir.join("meta");
-    let meta = Store::open(&meta_dir, cfg.data_dir_perms()).map_err(|cause| OpenError::Meta {
-        path: meta_dir.clone(),
-        cause,
-    })?;
+    let budget = cfg.memory_budget();
+    let memory = MetaMemory {
+        memtable_bytes: usize::try_from(budget.memtable_bytes()).unwrap_or(usize::MAX),
+        block_cache_bytes: budget.meta_block_cache,
+    };
+    let meta =
+        Store::open_sized(&meta_dir, cfg.data_dir_perms(), Some(memory)).map_err(|cause| {
+            OpenError::Meta {
+                path: meta_dir.clone(),
+                cause,
+            }
+        })?;
     let mark = meta
         .read_system_u64(SYS_CLEAN_SHUTDOWN)
         .map_err(|e| startup("read clean-shutdown mark")(e.into()))?;
@@ -48,7 +57,7 @@ fn open_stores(cfg: &Config, io: Arc<dyn PackIo>) -> Result<(Store, PackStore), 
     let clean = mark == Some(1) || fresh;
     let secret = hash_secret(&meta).map_err(startup("hash secret"))?;
     let packs_dir = cfg.data_dir.join("packs");
-    let (packs, report) = PackStore::open_with_io(
+    let (mut packs, report) = PackStore::open_with_io(
         io,
         &packs_dir,
         cfg.data_dir_perms(),
@@ -57,6 +66,7 @@ fn open_stores(cfg: &Config, io: Arc<dyn PackIo>) -> Result<(Store, PackStore), 
         clean,
     )
     .map_err(|e| startup(&format!("packs in {}", packs_dir.display()))(e.into()))?;
+    packs.set_cache_limits(budget.pack_index_cache, budget.vault_cache);
     // From here on a crash is unclean until the next clean shutdown.
     meta.set_system_u64(SYS_CLEAN_SHUTDOWN, 0)
         .and_then(|_| meta.sync())
@@ -95,12 +105,13 @@ pub(super) fn open_with_io(cfg: &Config, io: Arc<dyn PackIo>) -> Result<Fs, Open
     );
     let max_extent_len = max_extent_len(&meta, u64::from(cfg.ultracdc_max_size_bytes))
         .map_err(startup("record chunk size limit"))?;
+    let budget = cfg.memory_budget();
     let engine = Arc::new(Engine::new(
         meta,
         packs,
         chunker,
         cfg.zstd_compression_level,
-        cfg.chunk_cache_mb * 1024 * 1024,
+        &budget,
         max_extent_len,
     ));
     let purged = purge_orphans(&engine).map_err(startup("purge orphans"))?;
@@ -118,7 +129,7 @@ pub(super) fn open_with_io(cfg: &Config, io: Arc<dyn PackIo>) -> Result<Fs, Open
         .map_err(|e| startup("read snapshots")(e.into()))?;
     let limits = BatchLimits {
         max_blocks: cfg.batch_max_blocks,
-        max_bytes: cfg.batch_max_memory_mb * 1024 * 1024,
+        max_bytes: budget.batch_bytes(),
         max_delay: Duration::from_millis(cfg.batch_max_delay_ms),
     };
     let io_err = |what: &str| {

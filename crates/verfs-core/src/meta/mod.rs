@@ -136,6 +136,17 @@ pub struct Store {
     pub(crate) faults: faults::MetaFaults,
 }
 
+/// What SurrealKV may keep in memory: the metadata store's part of the daemon's memory
+/// budget. SurrealKV keeps up to two memtables (its stall threshold) plus the block
+/// cache, and does not report how full they are, so these are limits, not usage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetaMemory {
+    /// Size at which a memtable is frozen and flushed to an SSTable.
+    pub memtable_bytes: usize,
+    /// Capacity of the block cache (SSTable blocks and index blocks).
+    pub block_cache_bytes: u64,
+}
+
 impl Store {
     /// Opens (or creates) the store in `dir`, creating it with `perms`' directory mode.
     /// SurrealKV creates its files under the process umask (the daemon sets it from
@@ -143,6 +154,19 @@ impl Store {
     ///
     /// Fails if the directory cannot be created or SurrealKV cannot open or recover it.
     pub fn open(dir: &Path, perms: DataDirPerms) -> Result<Store, MetaError> {
+        Store::open_sized(dir, perms, None)
+    }
+
+    /// [`Store::open`] with SurrealKV's memory bounded by `memory` (the daemon's budget);
+    /// `None` keeps SurrealKV's defaults (100 MiB memtables, 32 MiB block cache), which
+    /// suit a short offline run.
+    ///
+    /// Fails as [`Store::open`] does.
+    pub fn open_sized(
+        dir: &Path,
+        perms: DataDirPerms,
+        memory: Option<MetaMemory>,
+    ) -> Result<Store, MetaError> {
         perms
             .create_dir_all(dir)
             .map_err(|e| MetaError::Kv(format!("create {}: {e}", dir.display())))?;
@@ -157,8 +181,13 @@ impl Store {
             .map_err(|e| MetaError::Kv(format!("start metadata runtime: {e}")))?;
         let tree = {
             let _guard = rt.enter();
-            TreeBuilder::new()
-                .with_path(dir.to_path_buf())
+            let mut builder = TreeBuilder::new().with_path(dir.to_path_buf());
+            if let Some(m) = memory {
+                builder = builder
+                    .with_max_memtable_size(m.memtable_bytes)
+                    .with_block_cache_capacity(m.block_cache_bytes);
+            }
+            builder
                 .build()
                 .map_err(|e| MetaError::kv(&format!("open {}", dir.display()), e))?
         };

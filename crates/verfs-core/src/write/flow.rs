@@ -87,6 +87,11 @@ impl Flow {
         *g.by_file.entry(ino).or_insert(0) += n;
     }
 
+    /// Bytes accepted and not yet committed, all files together.
+    pub fn in_flight(&self) -> u64 {
+        self.lock_inflight().total
+    }
+
     /// Counts `n` bytes of `ino` as no longer in flight (committed or failed).
     pub fn release(&self, ino: Ino, n: u64) {
         let mut g = self.lock_inflight();

@@ -127,6 +127,11 @@ impl Batcher {
         })
     }
 
+    /// Bytes accepted by `write` and not yet committed (the write-back share's use).
+    pub fn in_flight_bytes(&self) -> u64 {
+        self.flow.in_flight()
+    }
+
     /// Queues a write of `data` at `offset` and answers `done` with the byte count at
     /// once: readers see it through the overlay, and a commit failure is reported by the
     /// file's next write, fsync or flush ([`Batcher::take_error`]). Blocks while too
@@ -399,6 +404,7 @@ fn run(engine: &Engine, rx: &Receiver<Msg>, limits: BatchLimits) {
         let stop = batch.stop;
         let due = tails.due(limits.max_bytes, limits.max_delay);
         apply::apply_batch(engine, batch, &mut tails, due);
+        engine.stats.set_held_tail_bytes(tails.bytes());
         if stop {
             // Anything that raced in after Stop is answered, never dropped silently.
             for m in backlog.drain() {

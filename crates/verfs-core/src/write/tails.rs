@@ -31,6 +31,11 @@ impl Tails {
         self.by_ino.is_empty()
     }
 
+    /// Bytes held, all files together.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
     /// The tail held for `ino`.
     pub fn get(&self, ino: &Ino) -> Option<&HeldTail> {
         self.by_ino.get(ino)

@@ -1,7 +1,7 @@
 //! `verfsnext stats`.
 
 use anyhow::{bail, Result};
-use verfs_core::control::{Request, Response, StatsReport};
+use verfs_core::control::{MemoryReport, Request, Response, StatsReport};
 
 use super::units::Sizes;
 use super::ConfigArgs;
@@ -68,4 +68,25 @@ fn print_human(s: &StatsReport, sizes: Sizes) {
         size(a.bytes_read)
     );
     println!("scrub damaged chunks {}", a.scrub_damaged_chunks);
+    print_memory(&s.memory, sizes);
+}
+
+/// The memory budget: each share's use against its limit ("-" where nothing measures
+/// it), then the daemon's resident set.
+fn print_memory(m: &MemoryReport, sizes: Sizes) {
+    let opt = |b: Option<u64>| b.map_or_else(|| "-".to_string(), |b| sizes.fmt(b));
+    println!("memory limit         {}", sizes.fmt(m.limit_bytes));
+    for share in &m.shares {
+        println!(
+            "  {:<18} {} of {}",
+            share.name,
+            opt(share.used_bytes),
+            sizes.fmt(share.limit_bytes)
+        );
+    }
+    println!(
+        "resident / peak      {} / {}",
+        opt(m.rss_bytes),
+        opt(m.peak_rss_bytes)
+    );
 }

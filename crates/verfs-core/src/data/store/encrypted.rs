@@ -21,8 +21,9 @@ use crate::types::{ChunkHash, PackId};
 
 /// Bytes an encrypted payload has beyond its plaintext (the AEAD tag).
 pub(super) const TAG_LEN: usize = 16;
-/// Plain bytes of vault chunks kept while the vault is unlocked.
-const PLAIN_CACHE_BYTES: u64 = 16 << 20;
+/// Plain bytes of vault chunks kept while the vault is unlocked, until the daemon's
+/// memory budget sets it.
+pub(super) const PLAIN_CACHE_BYTES: u64 = 16 << 20;
 
 /// An unlocked vault as the pack store sees it.
 pub(super) struct Unlocked {
@@ -31,17 +32,22 @@ pub(super) struct Unlocked {
 }
 
 impl Unlocked {
-    fn new(cipher: Arc<dyn ChunkCipher>) -> Unlocked {
+    fn new(cipher: Arc<dyn ChunkCipher>, capacity: u64) -> Unlocked {
         Unlocked {
             cipher,
             // LRU, not moka's default TinyLFU admission: a chunk opened for the request
             // being filled must be admitted even though it was never seen before.
             plain: Cache::builder()
                 .weigher(|_, v: &Bytes| v.len().min(u32::MAX as usize) as u32 + 64)
-                .max_capacity(PLAIN_CACHE_BYTES)
+                .max_capacity(capacity)
                 .eviction_policy(moka::policy::EvictionPolicy::lru())
                 .build(),
         }
+    }
+
+    /// Bytes of plain chunks held now.
+    pub fn cached_bytes(&self) -> u64 {
+        self.plain.weighted_size()
     }
 
     /// A plain chunk opened earlier in this unlock.
@@ -135,7 +141,8 @@ impl PackStore {
     /// vault's unlock and lock. Dropping it drops the plain chunks it opened too.
     /// Reads of encrypted records fail with `Locked` without one.
     pub fn set_cipher(&self, cipher: Option<Arc<dyn ChunkCipher>>) {
-        let next = cipher.map(|c| Arc::new(Unlocked::new(c)));
+        let capacity = self.vault_cache_bytes;
+        let next = cipher.map(|c| Arc::new(Unlocked::new(c, capacity)));
         let old = std::mem::replace(
             &mut *self.unlocked.write().unwrap_or_else(|p| p.into_inner()),
             next,

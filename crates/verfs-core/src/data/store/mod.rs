@@ -92,6 +92,8 @@ pub struct PackStore {
     /// What opens encrypted records, with the plain chunks it opened: set while the
     /// vault is unlocked, dropped whole when it locks.
     unlocked: RwLock<Option<Arc<encrypted::Unlocked>>>,
+    /// Capacity of the vault's plain-chunk cache at the next unlock.
+    vault_cache_bytes: u64,
 }
 
 /// The file of pack `id` in pack directory `dir`: the one place that names pack files,
@@ -189,6 +191,7 @@ impl PackStore {
             reserve_bytes: space::reserve_for(dir),
             drop_epoch: AtomicU64::new(0),
             unlocked: RwLock::new(None),
+            vault_cache_bytes: encrypted::PLAIN_CACHE_BYTES,
         };
         Ok((store, report))
     }
@@ -397,6 +400,20 @@ impl PackStore {
     /// Lookups in sealed-pack indexes so far: (answered from memory, read from disk).
     pub fn index_cache_counts(&self) -> (u64, u64) {
         self.sealed.counts()
+    }
+
+    /// Sizes the two caches to their shares of the daemon's memory budget: sealed pack
+    /// indexes (`index_bytes`, emptied by this call, so call it before serving) and the
+    /// vault's plain chunks (`vault_bytes`, from the next unlock on).
+    pub fn set_cache_limits(&mut self, index_bytes: u64, vault_bytes: u64) {
+        self.sealed = SealedCache::with_capacity(&self.dir, self.fio.clone(), index_bytes);
+        self.vault_cache_bytes = vault_bytes;
+    }
+
+    /// Bytes the caches hold now: (sealed pack indexes, vault plain chunks).
+    pub fn cache_bytes(&self) -> (u64, u64) {
+        let vault = self.unlocked().map_or(0, |u| u.cached_bytes());
+        (self.sealed.weighted_size(), vault)
     }
 
     /// Whether the pack holds a readable record of `hash` (used by recovery).

@@ -14,9 +14,10 @@ use crate::data::packio::{OpenMode, PackFile, PackIo};
 use crate::data::readahead::SealedFile;
 use crate::types::PackId;
 
-/// Bytes of sealed-pack indexes kept in memory.
-const INDEX_CACHE_BYTES: u64 = 64 << 20;
-/// Least weight of one entry, so at most `INDEX_CACHE_BYTES / MIN_WEIGHT` (256) pack
+/// Bytes of sealed-pack indexes kept in memory until the daemon's memory budget sets it
+/// ([`SealedCache::with_capacity`]).
+pub(super) const INDEX_CACHE_BYTES: u64 = 64 << 20;
+/// Least weight of one entry, so at most `capacity / MIN_WEIGHT` (256 at 64 MiB) pack
 /// files are held open.
 const MIN_WEIGHT: u32 = 256 << 10;
 
@@ -40,12 +41,17 @@ pub(super) struct SealedCache {
 
 impl SealedCache {
     pub fn new(dir: &Path, fio: Arc<dyn PackIo>) -> SealedCache {
+        SealedCache::with_capacity(dir, fio, INDEX_CACHE_BYTES)
+    }
+
+    /// An empty cache holding at most `capacity` bytes of indexes.
+    pub fn with_capacity(dir: &Path, fio: Arc<dyn PackIo>, capacity: u64) -> SealedCache {
         SealedCache {
             dir: dir.to_path_buf(),
             fio,
             cache: Cache::builder()
                 .weigher(|_, v: &Arc<SealedPack>| v.index.weight().max(MIN_WEIGHT))
-                .max_capacity(INDEX_CACHE_BYTES)
+                .max_capacity(capacity.max(u64::from(MIN_WEIGHT)))
                 .build(),
             replaced: AtomicU64::new(0),
             hits: AtomicU64::new(0),
@@ -103,6 +109,11 @@ impl SealedCache {
         // moka keeps a removed value until its housekeeping runs; the file handle it
         // holds would keep a deleted pack's space from coming back.
         self.cache.run_pending_tasks();
+    }
+
+    /// Bytes of indexes held now (each pack weighs at least 256 KiB).
+    pub fn weighted_size(&self) -> u64 {
+        self.cache.weighted_size()
     }
 
     /// Index lookups so far: (answered from memory, read from disk).
