@@ -96,15 +96,18 @@ pub fn run(
     opts: Options,
     progress: &mut dyn Progress,
 ) -> Result<Report, CheckError> {
-    let not_data_dir = |message: &str| CheckError::NotADataDir {
-        path: data_dir.to_path_buf(),
-        message: message.into(),
-    };
     if !data_dir.is_dir() {
-        return Err(not_data_dir("not a directory"));
+        return Err(not_a_data_dir(data_dir, "not a directory"));
     }
     let _lock = DataDirLock::acquire_shared_existing(data_dir)?;
     run_locked(data_dir, opts, progress)
+}
+
+fn not_a_data_dir(path: &Path, message: &str) -> CheckError {
+    CheckError::NotADataDir {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
 }
 
 /// [`run`] for a caller that holds the data-dir lock already (`--repair` holds it
@@ -114,10 +117,7 @@ fn run_locked(
     opts: Options,
     progress: &mut dyn Progress,
 ) -> Result<Report, CheckError> {
-    let not_data_dir = |message: &str| CheckError::NotADataDir {
-        path: data_dir.to_path_buf(),
-        message: message.into(),
-    };
+    let not_data_dir = |message: &str| not_a_data_dir(data_dir, message);
     let meta_dir = data_dir.join("meta");
     if !meta_dir.is_dir() {
         return Err(not_data_dir(

@@ -12,7 +12,7 @@ use super::report::Report;
 use super::tree::Namespace;
 use super::NoProgress;
 use crate::meta::{Dirent, Inode, MetaError, Reader, Store, WriteTxn, INODE_FLAG_VAULT};
-use crate::types::{FileKind, Ino, Timestamp};
+use crate::types::{FileKind, Ino};
 
 /// The name of the directory unnamed inodes are reattached to.
 const LOST_FOUND: &[u8] = b"lost+found";
@@ -156,26 +156,7 @@ fn lost_found_dir(
         // Something else holds the name: it goes too, reattached itself below if needed.
         txn.delete_dirent(Ino::ROOT, LOST_FOUND)?;
     }
-    let now = Timestamp::now();
-    let dir = Inode {
-        ino: next_ino,
-        kind: FileKind::Dir,
-        perm: 0o700,
-        uid: 0,
-        gid: 0,
-        nlink: 2,
-        size: 0,
-        atime: now,
-        mtime: now,
-        ctime: now,
-        crtime: now,
-        rdev: 0,
-        flags: 0,
-        generation: 0,
-        data_version: 0,
-        parent: Ino::ROOT,
-        blocks: 0,
-    };
+    let dir = Inode::new_dir(next_ino, Ino::ROOT, 0o700, (0, 0), 0);
     txn.put_inode(&dir)?;
     let d = Dirent {
         ino: next_ino,

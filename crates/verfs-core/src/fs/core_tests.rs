@@ -13,6 +13,10 @@ use crate::error::{FsError, FsResult};
 use crate::types::Ino;
 use crate::write::Done;
 
+fn noise(seed: u32, len: usize) -> Vec<u8> {
+    crate::data::store::fault_tests::noise(seed, len)
+}
+
 const ROOT: Caller = Caller {
     uid: 0,
     gid: 0,
@@ -111,19 +115,6 @@ fn wait<T: Send + 'static>(call: impl FnOnce(Done<T>)) -> FsResult<T> {
         let _ = tx.send(r);
     }));
     rx.recv().unwrap_or(Err(FsError::ShuttingDown))
-}
-
-/// Bytes zstd cannot shrink, so they reach the pack at full size.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect()
 }
 
 fn errno(r: FsResult<impl std::fmt::Debug>) -> i32 {

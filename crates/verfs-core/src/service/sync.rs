@@ -51,6 +51,11 @@ fn run(engine: &Engine, stop: &(Mutex<bool>, Condvar), interval: Duration) {
     // Logged once per run of failures (a failed pack sync keeps failing: fsyncgate).
     let mut failing = false;
     loop {
+        // Checked before waiting too: a stop that came during the last sync (lock not
+        // held) has already notified, and waiting would sleep a whole interval.
+        if *stopped {
+            return;
+        }
         let (g, _) = c
             .wait_timeout(stopped, interval)
             .unwrap_or_else(|p| p.into_inner());

@@ -23,8 +23,9 @@ fn open(dir: &Path, faults: &Faults, clean: bool) -> (PackStore, OpenReport) {
     .unwrap()
 }
 
-/// A chunk of `len` bytes that zstd cannot shrink, so stored length is known.
-fn noise(seed: u32, len: usize) -> Vec<u8> {
+/// A chunk of `len` bytes that zstd cannot shrink, so stored length is known (also
+/// used by the core tests in `fs/core_tests.rs`).
+pub(crate) fn noise(seed: u32, len: usize) -> Vec<u8> {
     let mut x = u64::from(seed) * 0x9E37_79B9_7F4A_7C15 + 1;
     (0..len)
         .map(|_| {

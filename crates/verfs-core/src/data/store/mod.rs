@@ -10,7 +10,7 @@
 mod active;
 mod encrypted;
 #[cfg(test)]
-mod fault_tests;
+pub(crate) mod fault_tests;
 mod rewrite;
 mod sealed;
 mod space;
