@@ -2,8 +2,9 @@
 //! or a sealed pack's index and footer overwritten, exactly the reads that need the
 //! damaged data fail with EIO (a `stats` counter and a log line naming the pack and
 //! offset), every other file and range reads back intact, and the daemon never panics,
-//! hangs or returns wrong bytes; a damaged `.DISCARD` or metadata table gives either a
-//! working mount or one clear startup line, never a panic.
+//! hangs or returns wrong bytes, and `scrub` names exactly the damaged file; a damaged
+//! `.DISCARD` or metadata table gives either a working mount or one clear startup
+//! line, never a panic.
 //!
 //! Files: `big.bin` (3 MiB) written first fills packs 1 and 2 and most of 3 (1 MiB
 //! packs); `other.bin` (1 MiB) and `small.txt` follow in packs 3 and 4. Damage goes to
@@ -82,6 +83,30 @@ fn pieces_correct_or_eio(fs: &TestFs, big: &[u8]) -> usize {
     failed
 }
 
+/// `verfsnext scrub --json` on the running daemon: asserts exit 1 (damage found) and
+/// that every damaged record names exactly the files in `want`.
+fn scrub_names_exactly(fs: &TestFs, want: &[&str]) {
+    let out = fs
+        .command("timeout")
+        .args(["300", BIN.as_str(), "scrub", "--json", "--data-dir"])
+        .arg(&fs.data)
+        .output()
+        .expect("run scrub");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "scrub: {stdout}\n{out:?}");
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("scrub --json");
+    let damaged = r["damaged"].as_array().expect("damaged list");
+    assert!(!damaged.is_empty(), "{r:#}");
+    let mut files: Vec<&str> = damaged
+        .iter()
+        .flat_map(|d| d["files"].as_array().into_iter().flatten())
+        .filter_map(|f| f.as_str())
+        .collect();
+    files.sort();
+    files.dedup();
+    assert_eq!(files, want, "{r:#}");
+}
+
 fn damaged_reads(fs: &TestFs) -> u64 {
     fs.stats()["activity"]["damaged_reads"]
         .as_u64()
@@ -105,6 +130,7 @@ fn a_flipped_record_byte_fails_only_its_range() {
     assert!((1..=4).contains(&failed), "{failed} pieces failed");
     assert_others_intact(&fs);
     assert!(damaged_reads(&fs) >= 1);
+    scrub_names_exactly(&fs, &["/big.bin"]);
     fs.stop();
     fs.assert_no_panic();
     let log = fs.log();
@@ -123,6 +149,7 @@ fn a_missing_pack_fails_only_the_ranges_it_held() {
     assert!((8..48).contains(&failed), "{failed} of 48 pieces failed");
     assert_others_intact(&fs);
     assert!(damaged_reads(&fs) >= 1);
+    scrub_names_exactly(&fs, &["/big.bin"]);
     fs.stop();
     fs.assert_no_panic();
 }
@@ -142,6 +169,7 @@ fn a_truncated_pack_fails_only_what_was_cut() {
     let failed = pieces_correct_or_eio(&fs, &big);
     assert!((1..48).contains(&failed), "{failed} of 48 pieces failed");
     assert_others_intact(&fs);
+    scrub_names_exactly(&fs, &["/big.bin"]);
     fs.stop();
     fs.assert_no_panic();
 }
