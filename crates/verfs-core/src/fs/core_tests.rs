@@ -165,11 +165,13 @@ fn a_failed_pack_sync_fails_that_fsync_and_every_later_one() {
     assert!(c.restart().is_err(), "shutdown reported a clean sync");
     assert_eq!(c.read_all("f", 300_000).expect("read after restart"), first);
     c.fsync(ino).expect("fsync after the remount");
+    let report = shut_down_and_check(&mut c);
+    assert!(report.is_clean(), "{:?}", report.problems);
 }
 
 #[test]
 fn a_full_disk_fails_the_write_path_with_enospc_and_keeps_stored_data() {
-    let c = Core::new();
+    let mut c = Core::new();
     let (ino, fh) = c.create("kept");
     let kept = noise(4, 150_000);
     c.write(ino, fh, 0, &kept).expect("write");
@@ -194,6 +196,8 @@ fn a_full_disk_fails_the_write_path_with_enospc_and_keeps_stored_data() {
     c.write(ino3, fh3, 0, b"space is back").expect("write");
     c.fsync(ino3).expect("fsync");
     assert_eq!(c.read_all("after", 100).expect("read"), b"space is back");
+    let report = shut_down_and_check(&mut c);
+    assert!(report.is_clean(), "{:?}", report.problems);
 }
 
 #[test]
@@ -212,6 +216,8 @@ fn a_failed_pack_read_is_eio_and_the_next_read_succeeds() {
     assert_eq!(errno(c.read_all("f", 300_000)), libc::EIO);
     c.faults.clear();
     assert_eq!(c.read_all("f", 300_000).expect("read"), data);
+    let report = shut_down_and_check(&mut c);
+    assert!(report.is_clean(), "{:?}", report.problems);
 }
 
 fn meta_faults(c: &Core) -> &crate::meta::faults::MetaFaults {
