@@ -341,6 +341,9 @@ fn phase4_gate_snapshot_freezes_a_10k_tree_across_remount_and_kill9() {
         .parse()
         .expect("count");
     assert!(files >= 10_000, "{files} files");
+    // The manifest records mtimes: a file with writes still pending shows the time of
+    // the stat, and its commit stamps its own (see the note in docs/architecture.md).
+    fs.wait_settled();
     let before = frozen_manifest(&m);
     fs.snapshot_ok(&["create", "gate"]);
     let want = mutate(&m);

@@ -384,6 +384,8 @@ fn run(engine: &Engine, rx: &Receiver<Msg>, limits: BatchLimits) {
                     Ok(m) => Some(m),
                     Err(mpsc::RecvTimeoutError::Timeout) => {
                         apply::apply_batch(engine, Batch::default(), &mut tails, true);
+                        // The gauge `stats` reports: tails stored by the timer too.
+                        engine.stats.set_held_tail_bytes(tails.bytes());
                         continue;
                     }
                     Err(mpsc::RecvTimeoutError::Disconnected) => None,

@@ -102,6 +102,27 @@ impl TestFs {
         cmd
     }
 
+    /// Waits until every accepted write is committed: no write-back bytes in flight and
+    /// no held tails (`stats` memory shares). Until then `stat` reports a pending
+    /// file's mtime as the time of the `stat`, and the commit stamps its own time.
+    pub fn wait_settled(&self) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let s = self.stats();
+            let used = |name: &str| {
+                s["memory"]["shares"]
+                    .as_array()
+                    .and_then(|a| a.iter().find(|x| x["name"] == name))
+                    .and_then(|x| x["used_bytes"].as_u64())
+            };
+            if used("write_back") == Some(0) && used("held_tails") == Some(0) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "writes never settled: {s}");
+            sleep(POLL);
+        }
+    }
+
     /// `verfsnext stats --json` of the running daemon.
     pub fn stats(&self) -> serde_json::Value {
         let out = self
