@@ -8,10 +8,23 @@
 /// The environment variable naming the point to abort at.
 pub const CRASH_ENV: &str = "VERFS_CRASH_AT";
 
+/// The environment variable naming how many times the point is passed before it
+/// aborts (default 0: the first time).
+pub const CRASH_SKIP_ENV: &str = "VERFS_CRASH_SKIP";
+
 /// Aborts here if the test build was asked to (see the module docs).
 #[cfg(feature = "crash-points")]
 pub fn point(name: &str) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PASSED: AtomicU64 = AtomicU64::new(0);
     if std::env::var(CRASH_ENV).is_ok_and(|v| v == name) {
+        let skip = std::env::var(CRASH_SKIP_ENV)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        if PASSED.fetch_add(1, Ordering::SeqCst) < skip {
+            return;
+        }
         eprintln!("verfsnext: crash point {name} reached; aborting");
         std::process::abort();
     }

@@ -127,6 +127,17 @@ impl FsError {
 }
 
 /// Shorthand for results of filesystem operations.
+impl From<crate::data::intent::IntentError> for FsError {
+    fn from(e: crate::data::intent::IntentError) -> FsError {
+        match e {
+            crate::data::intent::IntentError::Io { cause } => {
+                FsError::from_io("intent log", &cause)
+            }
+            other => FsError::Io(other.to_string()),
+        }
+    }
+}
+
 pub type FsResult<T> = Result<T, FsError>;
 
 #[cfg(test)]

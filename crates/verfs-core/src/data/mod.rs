@@ -9,6 +9,7 @@ pub mod discard;
 #[cfg(test)]
 mod fuzz;
 pub mod hash;
+pub mod intent;
 pub mod pack;
 pub mod packio;
 pub mod readahead;

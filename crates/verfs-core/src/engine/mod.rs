@@ -15,6 +15,7 @@ use bytes::Bytes;
 use moka::sync::Cache;
 
 use crate::config::{MemoryBudget, KNOWN_CHUNK_BYTES};
+use crate::data::intent::IntentLog;
 use crate::data::{Domain, PackStore, UltraCdc};
 use crate::error::{FsError, FsResult};
 use crate::meta::{Inode, Reader, Store, View, INODE_FLAG_VAULT};
@@ -53,6 +54,8 @@ pub struct Engine {
     pub pending: Pending,
     /// Counters for `stats`.
     pub stats: Stats,
+    /// The intent log of the fast fsync path (`write/intent.rs`).
+    pub intent: IntentLog,
     /// Makes a data commit and the overlay settling that follows it one step for
     /// readers: the batcher holds it exclusively from just before its metadata commit
     /// until the overlay no longer holds what the commit stored (and shows the tails it
@@ -79,6 +82,7 @@ impl Engine {
         zstd_level: i32,
         budget: &MemoryBudget,
         max_extent_len: u64,
+        intent: IntentLog,
     ) -> Engine {
         let chunk_cache_bytes = budget.chunk_cache;
         let chunk_cache = (chunk_cache_bytes > 0).then(|| {
@@ -94,6 +98,7 @@ impl Engine {
             zstd_level,
             pending: Pending::default(),
             stats: Stats::default(),
+            intent,
             settle_gate: RwLock::new(()),
             chunk_cache,
             known_chunks: Cache::new(budget.known_chunk_entries()),
@@ -214,11 +219,21 @@ impl Engine {
         Ok(inode)
     }
 
-    /// Makes everything committed so far durable: packs first, then the metadata WAL, so
-    /// metadata never becomes durable before the bytes it points to.
+    /// Whether a sync of the intent log, packs or metadata has failed: nothing may be
+    /// reported durable any more until a remount (fsyncgate), so the fast fsync path,
+    /// which syncs only the log, is closed too.
+    pub fn sync_has_failed(&self) -> bool {
+        self.intent.is_poisoned() || self.packs.sync_has_failed() || self.meta.sync_has_failed()
+    }
+
+    /// Makes everything committed so far durable: the intent log's records first (a
+    /// metadata state newer than the log's durable records would make their replay
+    /// go back in time), then packs, then the metadata WAL, so metadata never becomes
+    /// durable before the bytes it points to.
     ///
-    /// Fails if either sync fails.
+    /// Fails if any sync fails.
     pub fn sync_durable(&self) -> FsResult<()> {
+        self.intent.flush()?;
         self.packs.sync()?;
         self.meta.sync()?;
         Ok(())

@@ -19,6 +19,9 @@ pub struct Stats {
     dedup_cache_misses: AtomicU64,
     damaged_reads: AtomicU64,
     scrub_damaged_chunks: AtomicU64,
+    fsyncs_logged: AtomicU64,
+    fsyncs_full: AtomicU64,
+    intent_checkpoints: AtomicU64,
     /// A gauge, not a counter: bytes of file tails the batcher holds now.
     held_tail_bytes: AtomicU64,
 }
@@ -61,6 +64,15 @@ pub struct StatsSnapshot {
     /// Damaged chunk records the scrub found (each counted once per scrub pass).
     #[serde(default)]
     pub scrub_damaged_chunks: u64,
+    /// fsync batches answered by flushing the intent log alone.
+    #[serde(default)]
+    pub fsyncs_logged: u64,
+    /// fsync batches answered by storing tails and syncing packs and metadata.
+    #[serde(default)]
+    pub fsyncs_full: u64,
+    /// Intent log checkpoints (everything stored and synced, the log emptied).
+    #[serde(default)]
+    pub intent_checkpoints: u64,
 }
 
 impl Stats {
@@ -113,6 +125,19 @@ impl Stats {
     pub fn damaged_read(&self) {
         self.damaged_reads.fetch_add(1, Relaxed);
     }
+    /// Counts an fsync batch answered through the intent log (`logged`) or the full way.
+    pub fn fsync_batch(&self, logged: bool) {
+        let c = if logged {
+            &self.fsyncs_logged
+        } else {
+            &self.fsyncs_full
+        };
+        c.fetch_add(1, Relaxed);
+    }
+    /// Counts an intent log checkpoint.
+    pub fn intent_checkpoint(&self) {
+        self.intent_checkpoints.fetch_add(1, Relaxed);
+    }
     /// Counts a damaged chunk record found by the scrub.
     pub fn scrub_damaged(&self) {
         self.scrub_damaged_chunks.fetch_add(1, Relaxed);
@@ -135,6 +160,9 @@ impl Stats {
             pack_index_misses: 0,
             damaged_reads: self.damaged_reads.load(Relaxed),
             scrub_damaged_chunks: self.scrub_damaged_chunks.load(Relaxed),
+            fsyncs_logged: self.fsyncs_logged.load(Relaxed),
+            fsyncs_full: self.fsyncs_full.load(Relaxed),
+            intent_checkpoints: self.intent_checkpoints.load(Relaxed),
         }
     }
 }

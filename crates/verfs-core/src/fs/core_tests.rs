@@ -283,17 +283,23 @@ fn a_failed_metadata_sync_fails_that_fsync_and_every_later_one() {
     c.write(ino, fh, 0, b"before").expect("write");
     c.fsync(ino).expect("fsync");
     c.write(ino, fh, 0, b"after!").expect("write");
+    // A new file's first fsync syncs the WAL (`f`'s second one would be answered by
+    // the intent log alone, which this fault does not touch).
+    let (ino2, fh2) = c.create("g");
+    c.write(ino2, fh2, 0, b"new").expect("write");
     meta_faults(&c).set(MetaFaultPlan {
         sync_errno: Some(libc::EIO),
         ..MetaFaultPlan::default()
     });
-    assert_eq!(errno(c.fsync(ino)), libc::EIO);
+    assert_eq!(errno(c.fsync(ino2)), libc::EIO);
     meta_faults(&c).clear();
     assert_eq!(
-        errno(c.fsync(ino)),
+        errno(c.fsync(ino2)),
         libc::EIO,
         "fsyncgate: retry answered success"
     );
+    // Nor may the intent log's fast path answer success any more.
+    assert_eq!(errno(c.fsync(ino)), libc::EIO, "fsyncgate: fast path");
     assert!(c.restart().is_err(), "shutdown reported a clean sync");
     c.fsync(ino).expect("fsync after the remount");
     let report = shut_down_and_check(&mut c);

@@ -12,6 +12,7 @@ mod diff;
 mod handles;
 mod node;
 mod ops;
+mod replay;
 mod schedule;
 mod snapshots;
 mod startup;

@@ -10,6 +10,7 @@ use rand::RngCore;
 use super::snapshots::SnapshotTable;
 use super::{Fs, OpenError};
 use crate::config::Config;
+use crate::data::intent::IntentLog;
 use crate::data::packio::{FileIo, PackIo};
 use crate::data::{ChunkHasher, PackStore, UltraCdc};
 use crate::engine::Engine;
@@ -106,6 +107,8 @@ pub(super) fn open_with_io(cfg: &Config, io: Arc<dyn PackIo>) -> Result<Fs, Open
     let max_extent_len = max_extent_len(&meta, u64::from(cfg.ultracdc_max_size_bytes))
         .map_err(startup("record chunk size limit"))?;
     let budget = cfg.memory_budget();
+    let (intent, unreplayed) = IntentLog::open(&cfg.data_dir, cfg.data_dir_perms().file_mode())
+        .map_err(|e| startup("open intent log")(e.into()))?;
     let engine = Arc::new(Engine::new(
         meta,
         packs,
@@ -113,6 +116,7 @@ pub(super) fn open_with_io(cfg: &Config, io: Arc<dyn PackIo>) -> Result<Fs, Open
         cfg.zstd_compression_level,
         &budget,
         max_extent_len,
+        intent,
     ));
     let purged = purge_orphans(&engine).map_err(startup("purge orphans"))?;
     if purged > 0 {
@@ -138,6 +142,8 @@ pub(super) fn open_with_io(cfg: &Config, io: Arc<dyn PackIo>) -> Result<Fs, Open
     };
     let batcher =
         Arc::new(Batcher::start(engine.clone(), limits).map_err(io_err("start batcher"))?);
+    super::replay::replay(&engine, &batcher, &cfg.data_dir, unreplayed)
+        .map_err(startup("replay intent log"))?;
     let sync = SyncService::start(engine.clone(), Duration::from_millis(cfg.sync_interval_ms))
         .map_err(io_err("start sync service"))?;
     let pace = SweepPace {

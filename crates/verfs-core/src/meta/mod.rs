@@ -14,6 +14,7 @@ mod reader;
 mod records;
 mod scan;
 mod snapshots;
+mod unsynced;
 mod versioned;
 mod write;
 
@@ -131,6 +132,8 @@ pub struct Store {
     /// Set by the first failed WAL sync; every later sync fails too (fsyncgate: a
     /// retry could succeed without the data the failed one covered).
     sync_failed: std::sync::OnceLock<String>,
+    /// Inodes changed by commits since the last WAL sync (see `unsynced.rs`).
+    unsynced: unsynced::Unsynced,
     /// Injected faults (core tests).
     #[cfg(test)]
     pub(crate) faults: faults::MetaFaults,
@@ -201,6 +204,7 @@ impl Store {
             gen_fence: RwLock::new(()),
             snapshot_gens: RwLock::new(Arc::new(Vec::new())),
             sync_failed: std::sync::OnceLock::new(),
+            unsynced: Default::default(),
             #[cfg(test)]
             faults: Default::default(),
         };
@@ -340,9 +344,13 @@ impl Store {
                 w.rollback();
                 return Err(e.into());
             }
+            let touched = w.take_touched();
             let held = fence();
             match self.rt.block_on(w.commit()) {
-                Ok(()) => return Ok((out, held)),
+                Ok(()) => {
+                    self.unsynced.add(&touched);
+                    return Ok((out, held));
+                }
                 Err(MetaError::Conflict) if attempt < MAX_CONFLICT_RETRIES => {
                     drop(held);
                     attempt += 1;
@@ -353,6 +361,11 @@ impl Store {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// Whether a WAL sync has failed (every later one fails too: fsyncgate).
+    pub fn sync_has_failed(&self) -> bool {
+        self.sync_failed.get().is_some()
     }
 
     /// Makes every committed transaction durable (fsync of the WAL).
@@ -369,6 +382,7 @@ impl Store {
         let injected = self.faults.sync();
         #[cfg(not(test))]
         let injected: Option<MetaError> = None;
+        let taken = self.unsynced.take();
         let res = match injected {
             Some(e) => Err(e),
             None => self
@@ -378,8 +392,15 @@ impl Store {
         };
         if let Err(e) = &res {
             let _ = self.sync_failed.set(e.to_string());
+            self.unsynced.restore(taken);
         }
         res
+    }
+
+    /// Whether `ino`'s metadata record is durable: no commit outside the batcher's
+    /// data path changed it since the last WAL sync.
+    pub fn inode_synced(&self, ino: Ino) -> bool {
+        !self.unsynced.contains(ino)
     }
 
     /// Reads a raw system value.

@@ -72,6 +72,7 @@ impl Store {
             gen_fence: RwLock::new(()),
             snapshot_gens: RwLock::new(Arc::new(Vec::new())),
             sync_failed: std::sync::OnceLock::new(),
+            unsynced: Default::default(),
             #[cfg(test)]
             faults: Default::default(),
         };

@@ -60,6 +60,11 @@ pub struct WriteTxn {
     /// Generations of the snapshots that exist, sorted: a replaced version is kept
     /// (frozen) only if one of them sees it.
     snapshots: Arc<Vec<u64>>,
+    /// Inodes written, for the unsynced-inode set (see `unsynced.rs`).
+    touched: Vec<Ino>,
+    /// Inodes whose writes here stay out of that set: files whose data changes the
+    /// intent log carries (see `write/intent.rs`).
+    untracked: Vec<Ino>,
 }
 
 impl Reader for WriteTxn {
@@ -74,7 +79,27 @@ impl Reader for WriteTxn {
 
 impl WriteTxn {
     pub(crate) fn new(tx: Transaction, gen: Generation, snapshots: Arc<Vec<u64>>) -> WriteTxn {
-        WriteTxn { tx, gen, snapshots }
+        WriteTxn {
+            tx,
+            gen,
+            snapshots,
+            touched: Vec::new(),
+            untracked: Vec::new(),
+        }
+    }
+
+    /// Leaves `ino` out of the unsynced-inode set when this transaction commits: the
+    /// batcher's data change to a file whose changes the intent log carries, so that
+    /// file's next fsync may still take the log's fast path (`write/intent.rs`).
+    pub fn untrack(&mut self, ino: Ino) {
+        self.untracked.push(ino);
+    }
+
+    /// The inodes to add to the unsynced-inode set once this transaction commits.
+    pub(crate) fn take_touched(&mut self) -> Vec<Ino> {
+        let mut touched = std::mem::take(&mut self.touched);
+        touched.retain(|ino| !self.untracked.contains(ino));
+        touched
     }
 
     pub(crate) async fn commit(mut self) -> Result<(), MetaError> {
@@ -138,12 +163,14 @@ impl WriteTxn {
 
     /// Writes inode `inode.ino`.
     pub fn put_inode(&mut self, inode: &Inode) -> Result<(), MetaError> {
+        self.touched.push(inode.ino);
         self.put_versioned(&keys::inode(inode.ino), &inode.encode())
             .map(|_| ())
     }
 
     /// Removes inode `ino` from the live view.
     pub fn delete_inode(&mut self, ino: Ino) -> Result<(), MetaError> {
+        self.touched.push(ino);
         self.delete_versioned(&keys::inode(ino)).map(|_| ())
     }
 

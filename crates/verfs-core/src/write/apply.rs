@@ -18,10 +18,15 @@ use crate::error::{FsError, FsResult};
 use crate::meta::{Inode, Reader, WriteTxn};
 use crate::types::{FileKind, Ino, Timestamp};
 
+use super::intent::IntentState;
 pub(crate) use super::tails::{HeldTail, Tails};
 
+/// Batches writing at most this much (held tails they store included) compress on the
+/// batcher thread (see `Memo::serial`).
+const SERIAL_BATCH_BYTES: u64 = 256 << 10;
+
 /// A data op of one inode, with its completion.
-enum Op {
+pub(super) enum Op {
     Write {
         seq: u64,
         offset: u64,
@@ -52,14 +57,34 @@ impl Op {
 }
 
 /// The ops of one inode in a batch, and whether its held tail must be stored.
-struct InodeOps {
-    ino: Ino,
-    ops: Vec<Op>,
-    flush: bool,
+pub(super) struct InodeOps {
+    pub ino: Ino,
+    pub ops: Vec<Op>,
+    pub flush: bool,
+}
+
+impl InodeOps {
+    /// Bytes the group writes.
+    fn write_bytes(&self) -> u64 {
+        self.ops
+            .iter()
+            .map(|op| match op {
+                Op::Write { data, .. } => data.len() as u64,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// Whether committing the group leaves its inode's metadata record as the intent
+    /// log would rebuild it: a size change may carry attribute edits (mode, owner)
+    /// the log does not record.
+    fn logged_whole(&self) -> bool {
+        !self.ops.iter().any(|op| matches!(op, Op::SetSize { .. }))
+    }
 }
 
 /// What applying a group produced.
-struct Applied {
+pub(super) struct Applied {
     inode: Inode,
     held: Option<Held>,
 }
@@ -141,40 +166,54 @@ fn sort_messages(msgs: Vec<Msg>) -> Sorted {
 }
 
 /// Applies a batch and completes every message in it. `flush_all` stores every held
-/// tail (sync, stop, idle timer, memory cap).
-pub(crate) fn apply_batch(engine: &Engine, batch: Batch, tails: &mut Tails, flush_all: bool) {
+/// tail (sync, stop, idle timer, memory cap). fsyncs of logged files are answered by
+/// flushing the intent log when they can (see `intent.rs`), else by storing their held
+/// tails and syncing packs and metadata.
+///
+/// Returns whether every group committed: a checkpoint needs every held tail stored.
+pub(crate) fn apply_batch(
+    engine: &Engine,
+    batch: Batch,
+    tails: &mut Tails,
+    flush_all: bool,
+    intent: &mut IntentState,
+) -> bool {
     let flush_all = flush_all || batch.closed();
     let Sorted {
         mut groups,
         syncs,
         barriers,
     } = sort_messages(batch.msgs);
+    let synced: Vec<Ino> = syncs.iter().map(|(ino, _)| *ino).collect();
+    let fast = !flush_all && !synced.is_empty() && intent.fast_path(engine, &synced);
     if flush_all {
         mark_flush(&mut groups, tails, |_| true);
-    } else if !syncs.is_empty() {
+    } else if !synced.is_empty() && !fast {
         // Only the fsync'd files' tails: storing another file's tail early costs a
         // chunk that its next append rewrites, at every fsync of a database.
-        let synced: Vec<Ino> = syncs.iter().map(|(ino, _)| *ino).collect();
         mark_flush(&mut groups, tails, |ino| synced.contains(&ino));
     }
-    let mut memo = Memo::new();
-    let results = commit_groups(engine, &groups, tails, &mut memo);
+    let flushed = if flush_all { tails.bytes() } else { 0 };
+    let mut memo = if batch.bytes + flushed <= SERIAL_BATCH_BYTES {
+        Memo::serial()
+    } else {
+        Memo::new()
+    };
+    let results = commit_groups(engine, &groups, tails, &mut memo, intent);
+    let logged = intent.log_groups(engine, &groups, &results);
+    let all_ok = results
+        .iter()
+        .all(|r| matches!(r, Ok(_) | Err(FsError::NotFound)));
+    let entries: Vec<SyncEntry> = synced
+        .iter()
+        .filter_map(|ino| sync_entry(*ino, &groups, &results))
+        .collect();
     engine.stats.add_batch(batch.blocks as u64, batch.bytes);
     for (g, res) in groups.into_iter().zip(results) {
         complete(g, res.map(|a| a.inode));
     }
     if let Some((req, done)) = batch.clone {
-        let mut memo = Memo::new();
-        let res = engine.meta.write_fenced(
-            |txn| super::clone::clone_range(engine, txn, &req, &mut memo),
-            || engine.commit_gate(),
-        );
-        let res = res.map(|(n, gate)| {
-            engine.pending.committed(&[], Vec::new());
-            drop(gate);
-            n as u32
-        });
-        done(res);
+        done(clone_after(engine, intent, &req, all_ok));
     }
     for done in barriers {
         done(Ok(()));
@@ -182,15 +221,74 @@ pub(crate) fn apply_batch(engine: &Engine, batch: Batch, tails: &mut Tails, flus
     if let Some(run) = batch.freeze {
         run();
     }
-    if !syncs.is_empty() {
-        let res = engine.sync_durable();
-        if let Err(e) = &res {
-            tracing::error!(error = %e, "fsync: making data durable failed");
-        }
-        for (_, done) in syncs {
-            done(res.clone());
-        }
+    if syncs.is_empty() {
+        return all_ok;
     }
+    let res = if logged.is_err() {
+        super::intent::checkpoint(engine, tails, intent)
+    } else if fast {
+        let res = engine.intent.flush().map_err(FsError::from);
+        if res.is_ok() {
+            intent.fast_synced(&synced);
+        }
+        res
+    } else {
+        let res = engine.sync_durable();
+        if res.is_ok() {
+            intent.slow_synced(engine, &entries);
+        }
+        res
+    };
+    if let Err(e) = &res {
+        tracing::error!(error = %e, "fsync: making data durable failed");
+    }
+    engine.stats.fsync_batch(fast && logged.is_ok());
+    for (_, done) in syncs {
+        done(res.clone());
+    }
+    if fast {
+        // Crash tests: the fsyncs above were answered from the log alone.
+        crate::crash::point("intent-answered");
+    }
+    all_ok
+}
+
+/// An fsync'd file that may become logged: its number, the bytes it wrote in the
+/// batch, and its flags if the batch read them.
+pub(super) type SyncEntry = (Ino, u64, Option<u32>);
+
+/// The [`SyncEntry`] of `ino`, unless its group failed (its held tail then stays
+/// unstored, so it cannot become logged).
+fn sync_entry(ino: Ino, groups: &[InodeOps], results: &[FsResult<Applied>]) -> Option<SyncEntry> {
+    match groups.iter().position(|g| g.ino == ino) {
+        None => Some((ino, 0, None)),
+        Some(i) => match &results[i] {
+            Ok(a) => Some((ino, groups[i].write_bytes(), Some(a.inode.flags))),
+            Err(_) => None,
+        },
+    }
+}
+
+/// Runs a copy that closed the batch (every held tail stored with it). A copy into a
+/// logged file comes after a checkpoint: the log does not carry it, and replaying the
+/// file's older records over it would undo it.
+fn clone_after(
+    engine: &Engine,
+    intent: &mut IntentState,
+    req: &super::clone::CloneReq,
+    all_stored: bool,
+) -> FsResult<u32> {
+    if intent.must_checkpoint_before_clone(req.ino_out) {
+        intent.finish_checkpoint(engine, all_stored)?;
+    }
+    let mut memo = Memo::new();
+    let (n, gate) = engine.meta.write_fenced(
+        |txn| super::clone::clone_range(engine, txn, req, &mut memo),
+        || engine.commit_gate(),
+    )?;
+    engine.pending.committed(&[], Vec::new());
+    drop(gate);
+    Ok(n as u32)
 }
 
 /// Marks for storing the held tail of every file `which` selects: those in the batch
@@ -263,6 +361,7 @@ fn commit_groups(
     groups: &[InodeOps],
     tails: &mut Tails,
     memo: &mut Memo,
+    intent: &IntentState,
 ) -> Vec<FsResult<Applied>> {
     if groups.is_empty() {
         return Vec::new();
@@ -271,6 +370,7 @@ fn commit_groups(
         |txn| {
             let mut out = Vec::with_capacity(groups.len());
             for g in groups {
+                untrack_logged(txn, g, intent);
                 out.push(apply_group(engine, txn, g, tails.get(&g.ino), memo)?);
             }
             Ok::<_, FsError>(out)
@@ -283,7 +383,7 @@ fn commit_groups(
         Err(_) => {
             let mut results = Vec::with_capacity(groups.len());
             for g in groups {
-                results.push(commit_alone(engine, g, tails, memo));
+                results.push(commit_alone(engine, g, tails, memo, intent));
             }
             return results;
         }
@@ -299,9 +399,13 @@ fn commit_alone(
     g: &InodeOps,
     tails: &mut Tails,
     memo: &mut Memo,
+    intent: &IntentState,
 ) -> FsResult<Applied> {
     let res = engine.meta.write_fenced(
-        |txn| apply_group(engine, txn, g, tails.get(&g.ino), memo),
+        |txn| {
+            untrack_logged(txn, g, intent);
+            apply_group(engine, txn, g, tails.get(&g.ino), memo)
+        },
         || engine.commit_gate(),
     );
     let (res, gate) = match res {
@@ -313,6 +417,14 @@ fn commit_alone(
     drop(gate);
     let [res] = results;
     res
+}
+
+/// Keeps a logged file's data commit out of the unsynced-inode set: the intent log
+/// carries it, so the file's next fsync may still take the fast path.
+fn untrack_logged(txn: &mut WriteTxn, g: &InodeOps, intent: &IntentState) {
+    if intent.is_logged(g.ino) && g.logged_whole() {
+        txn.untrack(g.ino);
+    }
 }
 
 /// Completes the ops of a group with the group's outcome.

@@ -34,13 +34,17 @@ pub(crate) fn put_spans(
     memo: &mut Memo,
 ) -> FsResult<i64> {
     let hasher = engine.packs.hasher();
-    let hashed: HashedSpans = spans
-        .into_par_iter()
-        .map(|(off, bytes)| {
-            let h = (!is_zero(&bytes)).then(|| domain.chunk_id(hasher, &bytes));
-            (off, h, bytes)
-        })
-        .collect();
+    let hash = |(off, bytes): (u64, Bytes)| {
+        let h = (!is_zero(&bytes)).then(|| domain.chunk_id(hasher, &bytes));
+        (off, h, bytes)
+    };
+    // A span or two (a cut or zeroed edge) is hashed here: handing it to the pool
+    // costs more than hashing it.
+    let hashed: HashedSpans = if spans.len() <= 2 {
+        spans.into_iter().map(hash).collect()
+    } else {
+        spans.into_par_iter().map(hash).collect()
+    };
     put_hashed(engine, txn, (ino, domain), hashed, memo)
 }
 

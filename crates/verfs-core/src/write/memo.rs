@@ -33,6 +33,10 @@ pub(crate) struct Memo {
     ready: HashMap<ChunkHash, (u32, Encoded)>,
     tx: Sender<Compressed>,
     rx: Receiver<Compressed>,
+    /// Compress on the calling thread, never in the pool: for small batches, where a
+    /// hand-off costs more than it saves and leaves the pool's threads spinning for
+    /// work after every one (an fsync'd 4 KiB write profiled 17% of its CPU there).
+    serial: bool,
 }
 
 impl Memo {
@@ -45,6 +49,15 @@ impl Memo {
             ready: HashMap::new(),
             tx,
             rx,
+            serial: false,
+        }
+    }
+
+    /// An empty memo that compresses on the calling thread (see `serial`).
+    pub fn serial() -> Memo {
+        Memo {
+            serial: true,
+            ..Memo::new()
         }
     }
 
@@ -84,7 +97,7 @@ impl Memo {
         let known = self.placed.contains_key(&hash)
             || self.started.contains(&hash)
             || engine.is_known_chunk(&hash);
-        if !known {
+        if !known && !self.serial {
             self.start(hash, bytes.clone(), engine.zstd_level, domain);
         }
         Some(hash)
@@ -103,19 +116,28 @@ impl Memo {
 
     /// Compresses `todo` (those not started yet are started now) and hands each result
     /// to `sink` as soon as it is ready, in completion order. A lone chunk nobody
-    /// started is compressed here: a hand-off to the pool would cost more than it saves.
+    /// started, or every chunk of a serial memo, is compressed here: a hand-off to the
+    /// pool would cost more than it saves.
     pub fn compress_all(
         &mut self,
-        todo: Vec<(ChunkHash, Bytes)>,
+        mut todo: Vec<(ChunkHash, Bytes)>,
         level: i32,
         domain: &Domain,
         mut sink: impl FnMut(&mut Memo, ChunkHash, u32, Encoded),
     ) {
-        if let [(hash, bytes)] = todo.as_slice() {
-            if !self.started.contains(hash) && !self.ready.contains_key(hash) {
-                let stored = domain.encode(hash, bytes, level);
-                return sink(self, *hash, bytes.len() as u32, stored);
+        if self.serial || todo.len() == 1 {
+            let (here, pooled): (Vec<_>, Vec<_>) = todo.into_iter().partition(|(hash, _)| {
+                !self.started.contains(hash) && !self.ready.contains_key(hash)
+            });
+            for (hash, bytes) in here {
+                let stored = domain.encode(&hash, &bytes, level);
+                sink(self, hash, bytes.len() as u32, stored);
             }
+            if pooled.is_empty() {
+                return;
+            }
+            // Those already in the pool are collected below.
+            todo = pooled;
         }
         let mut wanted: HashSet<ChunkHash> = HashSet::with_capacity(todo.len());
         for (hash, bytes) in todo {

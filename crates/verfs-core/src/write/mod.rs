@@ -16,6 +16,7 @@ mod backlog;
 mod chunks;
 mod clone;
 mod flow;
+mod intent;
 mod memo;
 mod region;
 mod tails;
@@ -175,6 +176,13 @@ impl Batcher {
                 done(Err(FsError::ShuttingDown));
             }
         }
+    }
+
+    /// Where a failure of a change to a file goes so that the file's next write,
+    /// fsync or flush reports it (startup replay's size changes use it).
+    pub(crate) fn error_sink(&self) -> impl Fn(Ino, FsError) + Send + 'static {
+        let flow = self.flow.clone();
+        move |ino, e| flow.record_error(ino, e)
     }
 
     /// The commit failure of `ino`'s earlier writes not yet reported, if any; reporting
@@ -373,17 +381,23 @@ impl Batch {
 fn run(engine: &Engine, rx: &Receiver<Msg>, limits: BatchLimits) {
     let mut tails = Tails::default();
     let mut backlog = backlog::Backlog::default();
+    let mut logged = intent::IntentState::default();
     loop {
+        if logged.checkpoint_due() {
+            let _ = intent::checkpoint(engine, &mut tails, &mut logged);
+            engine.stats.set_held_tail_bytes(tails.bytes());
+        }
         if backlog.is_empty() {
             // With held tails, wake after the delay to store them: a file being written
             // slowly still reaches the packs within `batch_max_delay_ms`.
-            let first = if tails.is_empty() {
+            // A log with records wakes it too, for its timed checkpoint.
+            let first = if tails.is_empty() && !logged.has_records() {
                 rx.recv().ok()
             } else {
                 match rx.recv_timeout(limits.max_delay) {
                     Ok(m) => Some(m),
                     Err(mpsc::RecvTimeoutError::Timeout) => {
-                        apply::apply_batch(engine, Batch::default(), &mut tails, true);
+                        apply::apply_batch(engine, Batch::default(), &mut tails, true, &mut logged);
                         // The gauge `stats` reports: tails stored by the timer too.
                         engine.stats.set_held_tail_bytes(tails.bytes());
                         continue;
@@ -392,7 +406,7 @@ fn run(engine: &Engine, rx: &Receiver<Msg>, limits: BatchLimits) {
                 }
             };
             let Some(first) = first else {
-                apply::apply_batch(engine, Batch::default(), &mut tails, true);
+                let _ = intent::checkpoint(engine, &mut tails, &mut logged);
                 return;
             };
             backlog.push(first);
@@ -405,9 +419,11 @@ fn run(engine: &Engine, rx: &Receiver<Msg>, limits: BatchLimits) {
         let batch = backlog.next_batch(&limits);
         let stop = batch.stop;
         let due = tails.due(limits.max_bytes, limits.max_delay);
-        apply::apply_batch(engine, batch, &mut tails, due);
+        apply::apply_batch(engine, batch, &mut tails, due, &mut logged);
         engine.stats.set_held_tail_bytes(tails.bytes());
         if stop {
+            // Everything is stored: the log's records are no longer needed.
+            let _ = intent::checkpoint(engine, &mut tails, &mut logged);
             // Anything that raced in after Stop is answered, never dropped silently.
             for m in backlog.drain() {
                 fail(m, FsError::ShuttingDown);

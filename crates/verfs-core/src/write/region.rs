@@ -29,9 +29,11 @@ use crate::types::Ino;
 pub(crate) const MAX_FILE_SIZE: u64 = i64::MAX as u64;
 
 /// A file's last chunk, cut only by end of data, kept in memory instead of stored. The
-/// inode's committed size stops at `offset`; the overlay makes the bytes visible. Only a
-/// chunk starting at or past the committed size before the write is held, so what is
-/// committed never loses bytes it had (a crash loses at most unsynced appended bytes).
+/// inode's committed size stops at `offset` or stays where it was, whichever is larger;
+/// the overlay makes the bytes visible. A held chunk may start before the committed
+/// size (an append to a file whose last chunk was stored, as an fsync does) only on an
+/// old extent boundary, and the old extents under it stay committed until it is stored:
+/// what is committed never loses bytes it had (a crash loses at most unsynced bytes).
 #[derive(Debug, Clone)]
 pub(crate) struct Held {
     /// File offset of the chunk.
@@ -109,7 +111,7 @@ impl Run<'_> {
             held = tail;
         }
         inode.size = match &held {
-            Some(h) => h.offset,
+            Some(h) => h.offset.max(old_size),
             None => new_size,
         };
         chunks::add_blocks(inode, self.blocks_delta.take());
@@ -226,11 +228,17 @@ impl Run<'_> {
                 dirty_end = dirty_end.max(ranges[*next].1);
                 *next += 1;
             }
-            // Only bytes past the committed size may be held: holding a chunk that
-            // starts before it would commit the size cut back to the chunk's start and
-            // drop the stored extents there, so a crash before the tail is stored would
-            // lose bytes an earlier fsync made durable.
-            if start >= new_size && forced_by_eof && self.may_hold && chunk_start >= old_size {
+            // A chunk starting before the committed size is held only on an old extent
+            // boundary, and the old extents from there on stay committed under it: the
+            // size is never cut back and no stored extent is dropped for bytes that live
+            // only in memory, so a crash before the tail is stored loses nothing an
+            // earlier fsync made durable. Without this, every fsync'd append stored (and
+            // later garbage-collected) a fresh copy of the file's growing last chunk.
+            if start >= new_size
+                && forced_by_eof
+                && self.may_hold
+                && self.is_boundary(txn, ino, chunk_start, old_size)?
+            {
                 held = Some(Held {
                     offset: chunk_start,
                     data: Arc::from(&chunk[..]),
@@ -246,7 +254,9 @@ impl Run<'_> {
             }
         }
         let stop = start;
-        self.replace(txn, ino, (ws, stop), old_size, spans, memo)?;
+        // Old extents under a held chunk stay until it is stored.
+        let replaced_to = held.as_ref().map_or(stop, |h| h.offset);
+        self.replace(txn, ino, (ws, replaced_to), old_size, spans, memo)?;
         Ok((stop, held))
     }
 

@@ -68,6 +68,10 @@ fn print_human(s: &StatsReport, sizes: Sizes) {
         size(a.bytes_read)
     );
     println!("scrub damaged chunks {}", a.scrub_damaged_chunks);
+    println!(
+        "fsyncs               {} through the intent log, {} full ({} log checkpoints)",
+        a.fsyncs_logged, a.fsyncs_full, a.intent_checkpoints
+    );
     print_memory(&s.memory, sizes);
 }
 

@@ -442,6 +442,11 @@ impl PackStore {
         Ok(Located::Sealed(sealed, loc))
     }
 
+    /// Whether a pack sync has failed (every later one fails too: fsyncgate).
+    pub fn sync_has_failed(&self) -> bool {
+        self.sync_failed.get().is_some()
+    }
+
     /// Makes every appended record durable (fdatasync of the active pack). Sealed packs
     /// were synced when they were sealed.
     ///
