@@ -61,11 +61,18 @@ pub(super) struct InodeOps {
     pub ino: Ino,
     pub ops: Vec<Op>,
     pub flush: bool,
+    /// How many leading ops the intent log already holds (parked writes, `park.rs`).
+    pub prelogged: usize,
 }
 
 impl InodeOps {
+    /// Whether every op is a write (only writes may be parked).
+    pub fn only_writes(&self) -> bool {
+        self.ops.iter().all(|op| matches!(op, Op::Write { .. }))
+    }
+
     /// Bytes the group writes.
-    fn write_bytes(&self) -> u64 {
+    pub fn write_bytes(&self) -> u64 {
         self.ops
             .iter()
             .map(|op| match op {
@@ -90,7 +97,7 @@ pub(super) struct Applied {
 }
 
 /// The group of `ino`, created empty if the batch has none yet.
-fn group(groups: &mut Vec<InodeOps>, ino: Ino) -> &mut InodeOps {
+pub(super) fn group(groups: &mut Vec<InodeOps>, ino: Ino) -> &mut InodeOps {
     match groups.iter().position(|g| g.ino == ino) {
         Some(i) => &mut groups[i],
         None => {
@@ -98,6 +105,7 @@ fn group(groups: &mut Vec<InodeOps>, ino: Ino) -> &mut InodeOps {
                 ino,
                 ops: Vec::new(),
                 flush: false,
+                prelogged: 0,
             });
             let last = groups.len() - 1;
             &mut groups[last]
@@ -186,15 +194,24 @@ pub(crate) fn apply_batch(
     } = sort_messages(batch.msgs);
     let synced: Vec<Ino> = syncs.iter().map(|(ino, _)| *ino).collect();
     let fast = !flush_all && !synced.is_empty() && intent.fast_path(engine, &synced);
+    // Files fsync'd the full way: their parked writes are applied and their tails
+    // stored with this batch.
+    let full: &[Ino] = if fast { &[] } else { &synced };
+    let apply_parked = flush_all || !barriers.is_empty();
+    intent.unpark(&mut groups, apply_parked, full);
     if flush_all {
         mark_flush(&mut groups, tails, |_| true);
-    } else if !synced.is_empty() && !fast {
+    } else if !full.is_empty() {
         // Only the fsync'd files' tails: storing another file's tail early costs a
         // chunk that its next append rewrites, at every fsync of a database.
-        mark_flush(&mut groups, tails, |ino| synced.contains(&ino));
+        mark_flush(&mut groups, tails, |ino| full.contains(&ino));
+    }
+    if !apply_parked {
+        intent.park(engine, &mut groups, full);
     }
     let flushed = if flush_all { tails.bytes() } else { 0 };
-    let mut memo = if batch.bytes + flushed <= SERIAL_BATCH_BYTES {
+    let written: u64 = groups.iter().map(InodeOps::write_bytes).sum();
+    let mut memo = if written + flushed <= SERIAL_BATCH_BYTES {
         Memo::serial()
     } else {
         Memo::new()

@@ -21,6 +21,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use super::apply::{self, Applied, InodeOps, Op, Tails};
+use super::park::ParkLot;
 use super::Batch;
 use crate::data::intent::{encode_record, OpRef};
 use crate::engine::Engine;
@@ -29,7 +30,7 @@ use crate::meta::{Reader, INODE_FLAG_VAULT};
 use crate::types::Ino;
 
 /// Log size that triggers a checkpoint: bounds replay time and the log's disk use.
-pub(crate) const MAX_LOG_BYTES: u64 = 64 << 20;
+pub(crate) const MAX_LOG_BYTES: u64 = 4 << 20;
 /// Time after the last checkpoint that triggers one when the log holds records.
 pub(crate) const CHECKPOINT_AFTER: Duration = Duration::from_secs(5);
 /// Bytes a logged file may write without an fsync before a checkpoint ends its logging.
@@ -50,6 +51,10 @@ pub(crate) struct IntentState {
     appended: u64,
     /// A checkpoint is due whatever the counters say (an append failed, a bulk writer).
     wanted: bool,
+    /// Logged files' writes not applied yet (`park.rs`).
+    parked: ParkLot,
+    /// Records encoded for parked writes, appended with the batch's others.
+    encoded: Vec<u8>,
 }
 
 impl Default for IntentState {
@@ -60,6 +65,8 @@ impl Default for IntentState {
             last_checkpoint: Instant::now(),
             appended: 0,
             wanted: false,
+            parked: ParkLot::default(),
+            encoded: Vec::new(),
         }
     }
 }
@@ -80,7 +87,35 @@ impl IntentState {
                 .all(|ino| self.is_logged(*ino) && engine.meta.inode_synced(*ino))
     }
 
-    /// Appends the changes of every committed group of a logged file (not flushed).
+    /// Puts parked writes back into the batch where they must be applied now (see
+    /// `ParkLot::unpark`).
+    pub fn unpark(&mut self, groups: &mut Vec<InodeOps>, all: bool, forced: &[Ino]) {
+        self.parked.unpark(groups, all, forced);
+    }
+
+    /// Parks the writes of logged files that need not be applied now (not fsync'd the
+    /// full way, not storing their tail) and encodes their records.
+    pub fn park(&mut self, engine: &Engine, groups: &mut Vec<InodeOps>, forced: &[Ino]) {
+        let generation = engine.intent.generation();
+        let logged = &self.logged;
+        let encoded = &mut self.encoded;
+        let since_sync = &mut self.since_sync;
+        let wanted = &mut self.wanted;
+        let parkable = |g: &InodeOps| logged.contains(&g.ino) && !g.flush && !forced.contains(&g.ino);
+        self.parked.park(groups, parkable, |g| {
+            let start = encoded.len();
+            encode_ops(encoded, generation, g);
+            *wanted |= count_logged(since_sync, g.ino, (encoded.len() - start) as u64);
+        });
+    }
+
+    /// Whether parked writes must all be applied now.
+    pub fn parked_due(&self, max_delay: Duration) -> bool {
+        self.parked.due(max_delay)
+    }
+
+    /// Appends the changes of every committed group of a logged file and of the writes
+    /// parked in this batch (not flushed).
     ///
     /// Fails if the append fails; a checkpoint is then due, since the log misses them.
     pub fn log_groups(
@@ -90,18 +125,14 @@ impl IntentState {
         results: &[FsResult<Applied>],
     ) -> FsResult<()> {
         let generation = engine.intent.generation();
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.encoded);
         for (g, res) in groups.iter().zip(results) {
             if res.is_err() || !self.is_logged(g.ino) {
                 continue;
             }
             let start = out.len();
             encode_ops(&mut out, generation, g);
-            let n = self.since_sync.entry(g.ino).or_default();
-            *n += (out.len() - start) as u64;
-            if *n > BULK_BYTES {
-                self.wanted = true;
-            }
+            self.wanted |= count_logged(&mut self.since_sync, g.ino, (out.len() - start) as u64);
         }
         engine.intent.append(&out).map_err(|e| {
             tracing::error!(error = %e, "intent log append failed; checkpointing");
@@ -202,10 +233,17 @@ pub(crate) fn checkpoint(
     res
 }
 
-/// Appends the log records of one group's ops.
+/// Adds `bytes` logged for `ino` since its last fsync; true once past [`BULK_BYTES`].
+fn count_logged(since_sync: &mut HashMap<Ino, u64>, ino: Ino, bytes: u64) -> bool {
+    let n = since_sync.entry(ino).or_default();
+    *n += bytes;
+    *n > BULK_BYTES
+}
+
+/// Appends the log records of one group's ops (those the log does not hold yet).
 fn encode_ops(out: &mut Vec<u8>, generation: u64, g: &InodeOps) {
     let ino = g.ino;
-    for op in &g.ops {
+    for op in &g.ops[g.prelogged.min(g.ops.len())..] {
         let op = match op {
             Op::Write { offset, data, .. } => OpRef::Write {
                 ino,

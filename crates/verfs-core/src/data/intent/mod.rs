@@ -38,6 +38,11 @@ const MAGIC: &[u8; 8] = b"VFSINTLG";
 pub const VERSION: u32 = 1;
 /// Header length.
 pub const HEADER_LEN: u64 = 32;
+/// Bytes the file is given (as zeros) when it is smaller, so appends do not grow it.
+const PREALLOC_BYTES: u64 = 8 << 20;
+/// Size past which a reset cuts the file back to its header (a log that grew large
+/// once does not keep its space).
+const KEEP_BYTES: u64 = 128 << 20;
 /// A record's magic bytes.
 const RECORD_MAGIC: &[u8; 4] = b"VIR1";
 /// A record's fixed part before its data: magic, kind, 3 reserved, generation, inode,
@@ -409,6 +414,27 @@ impl IntentLog {
         })
     }
 
+    /// Keeps the file's blocks for the next generation: records are overwritten in
+    /// place, so an append changes no file size or block map and its `fdatasync`
+    /// writes the record's blocks alone (not the inode too). The first
+    /// [`PREALLOC_BYTES`] are written as zeros once; a file grown past
+    /// [`KEEP_BYTES`] is cut back to its header. Old records left past the new end
+    /// carry the old generation and are never read.
+    fn make_room(&self) -> io::Result<()> {
+        let mut len = self.file.metadata()?.len();
+        if len > KEEP_BYTES {
+            self.file.set_len(HEADER_LEN)?;
+            len = HEADER_LEN;
+        }
+        let zeros = vec![0u8; 1 << 20];
+        while len < PREALLOC_BYTES {
+            let n = (PREALLOC_BYTES - len).min(zeros.len() as u64);
+            self.file.write_all_at(&zeros[..n as usize], len)?;
+            len += n;
+        }
+        Ok(())
+    }
+
     /// Notes that the records [`IntentLog::open`] returned are applied (and synced):
     /// the next [`IntentLog::reset`] may drop them.
     pub fn mark_replayed(&self) {
@@ -430,7 +456,7 @@ impl IntentLog {
         }
         let mut tail = self.lock_tail();
         let generation = tail.generation.wrapping_add(1);
-        self.file.set_len(HEADER_LEN).map_err(io_err)?;
+        self.make_room().map_err(io_err)?;
         self.file
             .write_all_at(&encode_header(generation), 0)
             .map_err(io_err)?;
