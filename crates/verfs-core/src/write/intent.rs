@@ -101,7 +101,8 @@ impl IntentState {
         let encoded = &mut self.encoded;
         let since_sync = &mut self.since_sync;
         let wanted = &mut self.wanted;
-        let parkable = |g: &InodeOps| logged.contains(&g.ino) && !g.flush && !forced.contains(&g.ino);
+        let parkable =
+            |g: &InodeOps| logged.contains(&g.ino) && !g.flush && !forced.contains(&g.ino);
         self.parked.park(groups, parkable, |g| {
             let start = encoded.len();
             encode_ops(encoded, generation, g);

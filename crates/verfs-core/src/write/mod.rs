@@ -419,8 +419,8 @@ fn run(engine: &Engine, rx: &Receiver<Msg>, limits: BatchLimits) {
         }
         let batch = backlog.next_batch(&limits);
         let stop = batch.stop;
-        let due = tails.due(limits.max_bytes, limits.max_delay)
-            || logged.parked_due(limits.max_delay);
+        let due =
+            tails.due(limits.max_bytes, limits.max_delay) || logged.parked_due(limits.max_delay);
         apply::apply_batch(engine, batch, &mut tails, due, &mut logged);
         engine.stats.set_held_tail_bytes(tails.bytes());
         if stop {
