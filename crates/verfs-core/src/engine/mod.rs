@@ -40,6 +40,19 @@ pub struct ChunkPlace {
     pub flags: u8,
 }
 
+/// Shards of the commit gate (see `Engine::settle_gates`).
+const GATE_SHARDS: usize = 16;
+
+/// The commit gate shard of `ino`.
+fn gate_shard(ino: Ino) -> usize {
+    (ino.0 % GATE_SHARDS as u64) as usize
+}
+
+/// The exclusive side of the commit gate, for the files of one commit.
+pub struct CommitGate<'a> {
+    _held: Vec<RwLockWriteGuard<'a, ()>>,
+}
+
 /// Metadata, packs and caches of one mounted filesystem.
 pub struct Engine {
     /// The metadata store.
@@ -60,8 +73,11 @@ pub struct Engine {
     /// readers: the batcher holds it exclusively from just before its metadata commit
     /// until the overlay no longer holds what the commit stored (and shows the tails it
     /// held back); a reader holds it shared while it takes its overlay snapshot and its
-    /// metadata view, so the two always describe the same committed state.
-    settle_gate: RwLock<()>,
+    /// metadata view, so the two always describe the same committed state. Sharded by
+    /// inode: a commit locks the shards of the files it changes, a reader the shard of
+    /// the file it reads, so reads of other files never wait for a commit (a reader
+    /// waiting out a bulk writer's 32 MiB commits had a p99 of 1.8 ms).
+    settle_gates: Vec<RwLock<()>>,
     chunk_cache: Option<Cache<ChunkHash, Bytes>>,
     /// Chunks known to be stored, so dedup skips the `C hash` lookup for them. Anything
     /// that removes a chunk from the packs (pack rewrite in GC) must evict it here.
@@ -99,7 +115,7 @@ impl Engine {
             pending: Pending::default(),
             stats: Stats::default(),
             intent,
-            settle_gate: RwLock::new(()),
+            settle_gates: (0..GATE_SHARDS).map(|_| RwLock::new(())).collect(),
             chunk_cache,
             known_chunks: Cache::new(budget.known_chunk_entries()),
             budget: *budget,
@@ -174,15 +190,32 @@ impl Engine {
         }
     }
 
-    /// Held by the batcher from just before a data commit until the overlay has settled
-    /// (see `settle_gate`); readers taking [`Engine::overlay_and_view`] wait meanwhile.
-    pub fn commit_gate(&self) -> RwLockWriteGuard<'_, ()> {
-        self.settle_gate.write().unwrap_or_else(|p| p.into_inner())
+    /// Held by the batcher from just before a data commit changing `inos` until the
+    /// overlay has settled (see `settle_gates`); readers of those files taking
+    /// [`Engine::overlay_and_view`] wait meanwhile. Only the batcher thread takes it,
+    /// shards in ascending order.
+    pub fn commit_gate(&self, inos: &[Ino]) -> CommitGate<'_> {
+        let mut shards: Vec<usize> = inos.iter().map(|ino| gate_shard(*ino)).collect();
+        shards.sort_unstable();
+        shards.dedup();
+        CommitGate {
+            _held: shards
+                .into_iter()
+                .map(|s| {
+                    self.settle_gates[s]
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner())
+                })
+                .collect(),
+        }
     }
 
-    /// Shared side of the commit gate: while held, no data commit becomes visible.
-    pub(crate) fn read_gate(&self) -> RwLockReadGuard<'_, ()> {
-        self.settle_gate.read().unwrap_or_else(|p| p.into_inner())
+    /// Shared side of the commit gate for `ino`: while held, no data commit to it
+    /// becomes visible.
+    pub(crate) fn read_gate(&self, ino: Ino) -> RwLockReadGuard<'_, ()> {
+        self.settle_gates[gate_shard(ino)]
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// The pending ops of `ino` and a metadata view that fit together: every op the
@@ -191,7 +224,7 @@ impl Engine {
     ///
     /// Fails only if the metadata view cannot be opened.
     pub fn overlay_and_view(&self, ino: Ino) -> FsResult<(OverlaySnapshot, View)> {
-        let _gate = self.read_gate();
+        let _gate = self.read_gate(ino);
         let snap = self.pending.snapshot(ino);
         let view = self.meta.view()?;
         Ok((snap, view))

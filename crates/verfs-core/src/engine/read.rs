@@ -246,7 +246,7 @@ impl Engine {
         let (snap, base) = {
             // A handle's window is valid while the commit counter stands still;
             // otherwise the view is opened under the same gate as the overlay snapshot.
-            let _gate = self.read_gate();
+            let _gate = self.read_gate(ino);
             let snap = self.pending.snapshot(ino);
             let base = match slot.current() {
                 Some(w) if w.covers(ino, snap.commits, offset, u64::from(len)) => Base::Window(w),

@@ -301,7 +301,7 @@ fn clone_after(
     let mut memo = Memo::new();
     let (n, gate) = engine.meta.write_fenced(
         |txn| super::clone::clone_range(engine, txn, req, &mut memo),
-        || engine.commit_gate(),
+        || engine.commit_gate(&[req.ino_in, req.ino_out]),
     )?;
     engine.pending.committed(&[], Vec::new());
     drop(gate);
@@ -383,6 +383,7 @@ fn commit_groups(
     if groups.is_empty() {
         return Vec::new();
     }
+    let inos: Vec<Ino> = groups.iter().map(|g| g.ino).collect();
     let all = engine.meta.write_fenced(
         |txn| {
             let mut out = Vec::with_capacity(groups.len());
@@ -392,7 +393,7 @@ fn commit_groups(
             }
             Ok::<_, FsError>(out)
         },
-        || engine.commit_gate(),
+        || engine.commit_gate(&inos),
     );
     let (results, gate) = match all {
         Ok((v, gate)) => (v.into_iter().map(Ok).collect(), Some(gate)),
@@ -423,7 +424,7 @@ fn commit_alone(
             untrack_logged(txn, g, intent);
             apply_group(engine, txn, g, tails.get(&g.ino), memo)
         },
-        || engine.commit_gate(),
+        || engine.commit_gate(&[g.ino]),
     );
     let (res, gate) = match res {
         Ok((a, gate)) => (Ok(a), Some(gate)),
