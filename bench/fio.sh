@@ -21,20 +21,9 @@ shift 2 2>/dev/null || shift $#
 WORKLOADS=${*:-fsync4k seqwrite randread randbusy}
 mkdir -p "$W"/{vmnt,bsrc,bmnt,native}
 mkdir -p -m 0700 "$W/data"
-VPID=""
 WPID=""
-cleanup() {
-  [ -n "$WPID" ] && kill "$WPID" 2>/dev/null || true
-  fusermount3 -uz "$W/vmnt" 2>/dev/null || true
-  fusermount3 -uz "$W/bmnt" 2>/dev/null || true
-  [ -n "$VPID" ] && kill -9 "$VPID" 2>/dev/null || true
-}
-trap cleanup EXIT
-
-"$BIN" mount --data-dir "$W/data" "$W/vmnt" 2>"$W/verfs.log" &
-VPID=$!
-timeout 60 bindfs -o big_writes "$W/bsrc" "$W/bmnt"
-for _ in $(seq 100); do grep -q " $W/vmnt " /proc/mounts && break; sleep 0.1; done
+extra_cleanup() { [ -n "$WPID" ] && kill "$WPID" 2>/dev/null || true; }
+. bench/pair.sh
 
 hwm() { awk '/VmHWM/{printf "%d", $2/1024}' "/proc/$VPID/status"; }
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }

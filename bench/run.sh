@@ -12,18 +12,7 @@ BIN=$PWD/target/release/verfsnext
 W=${1:-$(mktemp -d /var/tmp/verfs-bench.XXXXXX)}
 mkdir -p "$W"/{vmnt,bsrc,bmnt,src}
 mkdir -p -m 0700 "$W/data"  # the daemon refuses a data dir others can read
-VPID=""
-cleanup() {
-  fusermount3 -uz "$W/vmnt" 2>/dev/null || true
-  fusermount3 -uz "$W/bmnt" 2>/dev/null || true
-  [ -n "$VPID" ] && kill -9 "$VPID" 2>/dev/null || true
-}
-trap cleanup EXIT
-
-"$BIN" mount --data-dir "$W/data" "$W/vmnt" 2>"$W/verfs.log" &
-VPID=$!
-timeout 60 bindfs -o big_writes "$W/bsrc" "$W/bmnt"
-for _ in $(seq 100); do grep -q " $W/vmnt " /proc/mounts && break; sleep 0.1; done
+. bench/pair.sh
 
 t() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); awk -v a="$s" -v b="$e" 'BEGIN{printf "%.3f", b-a}'; }
 drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }

@@ -75,9 +75,11 @@ fn io_err(cause: io::Error) -> IntentError {
     IntentError::Io { cause }
 }
 
-/// One logged data change of a file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IntentOp {
+/// One logged data change of a file, holding its written bytes as `D`: owned when
+/// read back ([`IntentOp`]), borrowed when logged ([`OpRef`], so a write is not copied
+/// twice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change<D> {
     /// `data` written at `offset`.
     Write {
         /// The file.
@@ -85,7 +87,7 @@ pub enum IntentOp {
         /// Where.
         offset: u64,
         /// What.
-        data: Vec<u8>,
+        data: D,
     },
     /// The file's size set (truncate or extend).
     SetSize {
@@ -107,13 +109,19 @@ pub enum IntentOp {
     },
 }
 
-impl IntentOp {
+/// A change read back from the log.
+pub type IntentOp = Change<Vec<u8>>;
+
+/// A change to log, borrowing its data.
+pub type OpRef<'a> = Change<&'a [u8]>;
+
+impl<D> Change<D> {
     /// The file the change is to.
     pub fn ino(&self) -> Ino {
         match self {
-            IntentOp::Write { ino, .. }
-            | IntentOp::SetSize { ino, .. }
-            | IntentOp::Zero { ino, .. } => *ino,
+            Change::Write { ino, .. } | Change::SetSize { ino, .. } | Change::Zero { ino, .. } => {
+                *ino
+            }
         }
     }
 }
@@ -151,38 +159,6 @@ pub fn encode_record(out: &mut Vec<u8>, generation: u64, op: OpRef<'_>) {
     out.extend_from_slice(data);
     let sum = xxh3_64(&out[start..]);
     out.extend_from_slice(&sum.to_le_bytes());
-}
-
-/// A change to log, borrowing its data.
-#[derive(Debug, Clone, Copy)]
-pub enum OpRef<'a> {
-    /// See [`IntentOp::Write`].
-    Write {
-        /// The file.
-        ino: Ino,
-        /// Where.
-        offset: u64,
-        /// What.
-        data: &'a [u8],
-    },
-    /// See [`IntentOp::SetSize`].
-    SetSize {
-        /// The file.
-        ino: Ino,
-        /// The new size.
-        size: u64,
-    },
-    /// See [`IntentOp::Zero`].
-    Zero {
-        /// The file.
-        ino: Ino,
-        /// Where.
-        offset: u64,
-        /// How long.
-        len: u64,
-        /// Whether the file grows to the range's end.
-        extend: bool,
-    },
 }
 
 fn u64_at(b: &[u8], at: usize) -> u64 {
