@@ -13,11 +13,12 @@ use std::sync::Arc;
 use super::chunks::{self, Memo};
 use super::region::{Held, Run, MAX_FILE_SIZE};
 use super::{AttrEdit, Batch, Done, Msg};
-use crate::engine::{Engine, PendingOp};
+use crate::engine::Engine;
 use crate::error::{FsError, FsResult};
 use crate::meta::{Inode, Reader, WriteTxn};
 use crate::types::{FileKind, Ino, Timestamp};
 
+use super::commit;
 use super::intent::IntentState;
 pub(crate) use super::tails::{HeldTail, Tails};
 
@@ -49,7 +50,8 @@ pub(super) enum Op {
 }
 
 impl Op {
-    fn seq(&self) -> u64 {
+    /// The op's overlay sequence number.
+    pub(super) fn seq(&self) -> u64 {
         match self {
             Op::Write { seq, .. } | Op::SetSize { seq, .. } | Op::Zero { seq, .. } => *seq,
         }
@@ -85,15 +87,15 @@ impl InodeOps {
     /// Whether committing the group leaves its inode's metadata record as the intent
     /// log would rebuild it: a size change may carry attribute edits (mode, owner)
     /// the log does not record.
-    fn logged_whole(&self) -> bool {
+    pub fn logged_whole(&self) -> bool {
         !self.ops.iter().any(|op| matches!(op, Op::SetSize { .. }))
     }
 }
 
 /// What applying a group produced.
 pub(super) struct Applied {
-    inode: Inode,
-    held: Option<Held>,
+    pub inode: Inode,
+    pub held: Option<Held>,
 }
 
 /// The group of `ino`, created empty if the batch has none yet.
@@ -194,29 +196,16 @@ pub(crate) fn apply_batch(
     } = sort_messages(batch.msgs);
     let synced: Vec<Ino> = syncs.iter().map(|(ino, _)| *ino).collect();
     let fast = !flush_all && !synced.is_empty() && intent.fast_path(engine, &synced);
-    // Files fsync'd the full way: their parked writes are applied and their tails
-    // stored with this batch.
-    let full: &[Ino] = if fast { &[] } else { &synced };
-    let apply_parked = flush_all || !barriers.is_empty();
-    intent.unpark(&mut groups, apply_parked, full);
-    if flush_all {
-        mark_flush(&mut groups, tails, |_| true);
-    } else if !full.is_empty() {
-        // Only the fsync'd files' tails: storing another file's tail early costs a
-        // chunk that its next append rewrites, at every fsync of a database.
-        mark_flush(&mut groups, tails, |ino| full.contains(&ino));
-    }
-    if !apply_parked {
-        intent.park(engine, &mut groups, full);
-    }
-    let flushed = if flush_all { tails.bytes() } else { 0 };
-    let written: u64 = groups.iter().map(InodeOps::write_bytes).sum();
-    let mut memo = if written + flushed <= SERIAL_BATCH_BYTES {
-        Memo::serial()
-    } else {
-        Memo::new()
+    let plan = Plan {
+        flush_all,
+        apply_parked: flush_all || !barriers.is_empty(),
+        // Files fsync'd the full way: their parked writes are applied and their tails
+        // stored with this batch.
+        full: if fast { &[] } else { &synced },
     };
-    let results = commit_groups(engine, &groups, tails, &mut memo, intent);
+    plan.arrange(engine, &mut groups, tails, intent);
+    let mut memo = batch_memo(&groups, tails, flush_all);
+    let results = commit::commit_groups(engine, &groups, tails, &mut memo, intent);
     let logged = intent.log_groups(engine, &groups, &results);
     let all_ok = results
         .iter()
@@ -238,36 +227,111 @@ pub(crate) fn apply_batch(
     if let Some(run) = batch.freeze {
         run();
     }
-    if syncs.is_empty() {
-        return all_ok;
+    if !syncs.is_empty() {
+        let how = if logged.is_err() {
+            SyncHow::Checkpoint
+        } else if fast {
+            SyncHow::Log
+        } else {
+            SyncHow::Full(entries)
+        };
+        answer_syncs(engine, tails, intent, syncs, how);
     }
-    let res = if logged.is_err() {
-        super::intent::checkpoint(engine, tails, intent)
-    } else if fast {
-        let res = engine.intent.flush().map_err(FsError::from);
-        if res.is_ok() {
-            intent.fast_synced(&synced);
+    all_ok
+}
+
+/// Which of a batch's groups are applied now and which tails are stored.
+struct Plan<'a> {
+    flush_all: bool,
+    /// Every parked write is applied (a barrier, snapshot, copy, timer, shutdown).
+    apply_parked: bool,
+    /// Files fsync'd the full way.
+    full: &'a [Ino],
+}
+
+impl Plan<'_> {
+    /// Puts back the parked writes that must be applied, marks the tails to store and
+    /// parks the logged files' writes that may wait.
+    fn arrange(
+        &self,
+        engine: &Engine,
+        groups: &mut Vec<InodeOps>,
+        tails: &Tails,
+        intent: &mut IntentState,
+    ) {
+        intent.unpark(groups, self.apply_parked, self.full);
+        if self.flush_all {
+            mark_flush(groups, tails, |_| true);
+        } else if !self.full.is_empty() {
+            // Only the fsync'd files' tails: storing another file's tail early costs a
+            // chunk that its next append rewrites, at every fsync of a database.
+            mark_flush(groups, tails, |ino| self.full.contains(&ino));
         }
-        res
+        if !self.apply_parked {
+            intent.park(engine, groups, self.full);
+        }
+    }
+}
+
+/// The chunk memo for a batch: serial when it stores little (see `Memo::serial`).
+fn batch_memo(groups: &[InodeOps], tails: &Tails, flush_all: bool) -> Memo {
+    let flushed = if flush_all { tails.bytes() } else { 0 };
+    let written: u64 = groups.iter().map(InodeOps::write_bytes).sum();
+    if written + flushed <= SERIAL_BATCH_BYTES {
+        Memo::serial()
     } else {
-        let res = engine.sync_durable();
-        if res.is_ok() {
-            intent.slow_synced(engine, &entries);
+        Memo::new()
+    }
+}
+
+/// How a batch's fsyncs are made durable.
+enum SyncHow {
+    /// Flushing the intent log alone (every synced file logged, see `intent.rs`).
+    Log,
+    /// Syncing packs and metadata; the files that qualify become logged.
+    Full(Vec<SyncEntry>),
+    /// A checkpoint: the log missed this batch's records (an append failed).
+    Checkpoint,
+}
+
+/// Makes the batch's fsyncs durable the way `how` says and answers them.
+fn answer_syncs(
+    engine: &Engine,
+    tails: &mut Tails,
+    intent: &mut IntentState,
+    syncs: Vec<(Ino, Done<()>)>,
+    how: SyncHow,
+) {
+    let synced: Vec<Ino> = syncs.iter().map(|(ino, _)| *ino).collect();
+    let logged = matches!(how, SyncHow::Log);
+    let res = match how {
+        SyncHow::Checkpoint => super::intent::checkpoint(engine, tails, intent),
+        SyncHow::Log => {
+            let res = engine.intent.flush().map_err(FsError::from);
+            if res.is_ok() {
+                intent.fast_synced(&synced);
+            }
+            res
         }
-        res
+        SyncHow::Full(entries) => {
+            let res = engine.sync_durable();
+            if res.is_ok() {
+                intent.slow_synced(engine, &entries);
+            }
+            res
+        }
     };
     if let Err(e) = &res {
         tracing::error!(error = %e, "fsync: making data durable failed");
     }
-    engine.stats.fsync_batch(fast && logged.is_ok());
+    engine.stats.fsync_batch(logged);
     for (_, done) in syncs {
         done(res.clone());
     }
-    if fast {
+    if logged {
         // Crash tests: the fsyncs above were answered from the log alone.
         crate::crash::point("intent-answered");
     }
-    all_ok
 }
 
 /// An fsync'd file that may become logged: its number, the bytes it wrote in the
@@ -323,128 +387,6 @@ fn mark_flush(groups: &mut Vec<InodeOps>, tails: &Tails, which: impl Fn(Ino) -> 
     }
 }
 
-/// After commit: removes the batch's ops from the overlay and records new held tails
-/// in place of the last op of their group (keeping overlay order).
-fn settle_overlay(
-    engine: &Engine,
-    groups: &[InodeOps],
-    results: &[FsResult<Applied>],
-    tails: &mut Tails,
-) {
-    let mut done: Vec<(Ino, u64)> = Vec::new();
-    let mut keep: Vec<(Ino, u64, PendingOp)> = Vec::new();
-    for (g, res) in groups.iter().zip(results) {
-        let ops = g.ops.iter().map(|op| (g.ino, op.seq()));
-        match res {
-            Ok(a) => {
-                if let Some(old) = tails.remove(&g.ino) {
-                    done.push((g.ino, old.seq));
-                }
-                done.extend(ops);
-                if let (Some(h), Some(last)) = (&a.held, g.ops.last()) {
-                    let op = PendingOp::Held {
-                        offset: h.offset,
-                        data: h.data.clone(),
-                    };
-                    keep.push((g.ino, last.seq(), op));
-                    tails.insert(
-                        g.ino,
-                        HeldTail {
-                            seq: last.seq(),
-                            held: h.clone(),
-                        },
-                    );
-                }
-            }
-            Err(FsError::NotFound) => {
-                if let Some(old) = tails.remove(&g.ino) {
-                    done.push((g.ino, old.seq));
-                }
-                done.extend(ops);
-            }
-            // Any other failure keeps the held tail (and its overlay entry) for a retry.
-            Err(_) => done.extend(ops),
-        }
-    }
-    engine.pending.committed(&done, keep);
-}
-
-/// Commits every group in one transaction, or — if that fails — each group alone, and
-/// settles the overlay of each commit before readers may see the commit (see
-/// `Engine::commit_gate`): a reader never pairs the committed size, which stops at a
-/// held tail, with an overlay that does not show that tail yet.
-fn commit_groups(
-    engine: &Engine,
-    groups: &[InodeOps],
-    tails: &mut Tails,
-    memo: &mut Memo,
-    intent: &IntentState,
-) -> Vec<FsResult<Applied>> {
-    if groups.is_empty() {
-        return Vec::new();
-    }
-    let inos: Vec<Ino> = groups.iter().map(|g| g.ino).collect();
-    let all = engine.meta.write_fenced(
-        |txn| {
-            let mut out = Vec::with_capacity(groups.len());
-            for g in groups {
-                untrack_logged(txn, g, intent);
-                out.push(apply_group(engine, txn, g, tails.get(&g.ino), memo)?);
-            }
-            Ok::<_, FsError>(out)
-        },
-        || engine.commit_gate(&inos),
-    );
-    let (results, gate) = match all {
-        Ok((v, gate)) => (v.into_iter().map(Ok).collect(), Some(gate)),
-        Err(e) if groups.len() == 1 => (vec![Err(e)], None),
-        Err(_) => {
-            let mut results = Vec::with_capacity(groups.len());
-            for g in groups {
-                results.push(commit_alone(engine, g, tails, memo, intent));
-            }
-            return results;
-        }
-    };
-    settle_overlay(engine, groups, &results, tails);
-    drop(gate);
-    results
-}
-
-/// Commits one group in its own transaction and settles its overlay.
-fn commit_alone(
-    engine: &Engine,
-    g: &InodeOps,
-    tails: &mut Tails,
-    memo: &mut Memo,
-    intent: &IntentState,
-) -> FsResult<Applied> {
-    let res = engine.meta.write_fenced(
-        |txn| {
-            untrack_logged(txn, g, intent);
-            apply_group(engine, txn, g, tails.get(&g.ino), memo)
-        },
-        || engine.commit_gate(&[g.ino]),
-    );
-    let (res, gate) = match res {
-        Ok((a, gate)) => (Ok(a), Some(gate)),
-        Err(e) => (Err(e), None),
-    };
-    let results = [res];
-    settle_overlay(engine, std::slice::from_ref(g), &results, tails);
-    drop(gate);
-    let [res] = results;
-    res
-}
-
-/// Keeps a logged file's data commit out of the unsynced-inode set: the intent log
-/// carries it, so the file's next fsync may still take the fast path.
-fn untrack_logged(txn: &mut WriteTxn, g: &InodeOps, intent: &IntentState) {
-    if intent.is_logged(g.ino) && g.logged_whole() {
-        txn.untrack(g.ino);
-    }
-}
-
 /// Completes the ops of a group with the group's outcome.
 fn complete(g: InodeOps, res: FsResult<Inode>) {
     if let Err(e) = &res {
@@ -465,7 +407,7 @@ fn complete(g: InodeOps, res: FsResult<Inode>) {
 }
 
 /// Applies one inode's ops (after its held tail) inside `txn`.
-fn apply_group(
+pub(super) fn apply_group(
     engine: &Engine,
     txn: &mut WriteTxn,
     g: &InodeOps,

@@ -15,6 +15,7 @@ mod apply;
 mod backlog;
 mod chunks;
 mod clone;
+mod commit;
 mod flow;
 mod intent;
 mod memo;
