@@ -119,4 +119,5 @@ if [ -s "$TARBALL" ]; then
 fi
 echo "tarball: $TARBALL ($(tar tf "$TARBALL" | wc -l) entries)"
 "$BIN" stats --data-dir "$W/data" 2>/dev/null | head -9 || true
+echo "daemon peak RSS over the run (VmHWM): $(awk '/VmHWM/{printf "%d MiB", $2/1024}' "/proc/$VPID/status")"
 kill -INT "$VPID"; wait "$VPID" || true; VPID=""

@@ -36,8 +36,12 @@ pub struct SealedFile {
 }
 
 impl SealedFile {
-    /// Wraps a pack opened read-only.
+    /// Wraps a pack opened read-only. The kernel's own readahead is turned off for it:
+    /// a chunk read at random pulled in the kernel's whole window (128 KiB and more)
+    /// with it, which doubled the p99 of cold 4 KiB random reads; sequential runs get
+    /// their readahead from [`SealedFile::note_read`].
     pub fn new(file: Arc<dyn PackFile>) -> SealedFile {
+        file.reads_random();
         SealedFile {
             file,
             last_end: AtomicU64::new(u64::MAX),

@@ -189,6 +189,10 @@ unsafe impl PackFile for FaultyFile {
     fn will_need(&self, offset: u64, len: u64) {
         self.inner.will_need(offset, len)
     }
+
+    fn reads_random(&self) {
+        self.inner.reads_random()
+    }
 }
 
 #[cfg(test)]

@@ -79,6 +79,10 @@ pub unsafe trait PackFile: Send + Sync {
 
     /// Asks the storage to start reading `[offset, offset + len)` ahead; a hint.
     fn will_need(&self, _offset: u64, _len: u64) {}
+
+    /// Tells the storage that reads come in no particular order, so it reads no more
+    /// than asked (readahead is then only what [`PackFile::will_need`] requests); a hint.
+    fn reads_random(&self) {}
 }
 
 /// How [`PackIo::open`] opens a pack file.
@@ -214,6 +218,13 @@ unsafe impl PackFile for File {
         // range gives an error code, which is ignored because readahead is only a hint.
         unsafe {
             libc::posix_fadvise(self.as_raw_fd(), off, n, libc::POSIX_FADV_WILLNEED);
+        }
+    }
+
+    fn reads_random(&self) {
+        // SAFETY: as in `will_need`; the whole file, a hint whose failure is ignored.
+        unsafe {
+            libc::posix_fadvise(self.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM);
         }
     }
 }
