@@ -118,3 +118,88 @@ fn fits(g: &InodeOps, parked: &Parked) -> bool {
         && parked.bytes + g.write_bytes() <= PARK_FILE_BYTES
         && parked.ops.len() + g.ops.len() <= PARK_FILE_OPS
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn write(seq: u64, offset: u64, len: usize) -> Op {
+        Op::Write {
+            seq,
+            offset,
+            data: Arc::from(vec![seq as u8; len]),
+            done: Box::new(|_| {}),
+        }
+    }
+
+    fn group_of(ino: u64, ops: Vec<Op>) -> InodeOps {
+        InodeOps {
+            ino: Ino(ino),
+            ops,
+            flush: false,
+            prelogged: 0,
+        }
+    }
+
+    fn seqs(g: &InodeOps) -> Vec<u64> {
+        g.ops.iter().map(Op::seq).collect()
+    }
+
+    #[test]
+    fn parked_writes_come_back_first_and_marked_logged() {
+        let mut lot = ParkLot::default();
+        let mut groups = vec![
+            group_of(2, vec![write(1, 0, 4096)]),
+            group_of(3, vec![write(2, 0, 4096)]),
+        ];
+        let mut logged = Vec::new();
+        let n = lot.park(&mut groups, |g| g.ino == Ino(2), |g| logged.push(g.ino));
+        assert_eq!((n, logged), (1, vec![Ino(2)]));
+        assert_eq!(groups.len(), 1, "only the parkable group left the batch");
+        // A later write to the same file parks on top; nothing is due yet.
+        let mut later = vec![group_of(2, vec![write(5, 4096, 4096)])];
+        lot.park(&mut later, |_| true, |_| {});
+        assert!(later.is_empty());
+        assert!(!lot.due(Duration::from_secs(60)));
+        // A full fsync of the file brings both back, in order, ahead of its new ops.
+        let mut batch = vec![group_of(2, vec![write(9, 0, 10)])];
+        lot.unpark(&mut batch, false, &[Ino(2)]);
+        assert_eq!(seqs(&batch[0]), vec![1, 5, 9]);
+        assert_eq!(
+            batch[0].prelogged, 2,
+            "the parked ops are in the log already"
+        );
+        assert!(!lot.due(Duration::ZERO), "nothing parked is never due");
+    }
+
+    #[test]
+    fn a_file_over_its_limit_or_another_kind_of_change_unparks() {
+        let mut lot = ParkLot::default();
+        let big = (PARK_FILE_BYTES / 2) as usize;
+        let mut groups = vec![group_of(4, vec![write(1, 0, big)])];
+        lot.park(&mut groups, |_| true, |_| {});
+        assert!(groups.is_empty());
+        // Another half plus a byte does not fit: it is not parked, and the parked
+        // writes come back in front of it.
+        let mut next = vec![group_of(4, vec![write(2, big as u64, big + 1)])];
+        lot.unpark(&mut next, false, &[]);
+        assert_eq!(seqs(&next[0]), vec![1, 2]);
+        let parked = lot.park(&mut next, |_| true, |_| {});
+        assert_eq!(parked, 0, "over the per-file limit");
+        // A size change is never parked and unparks what waits.
+        let mut groups = vec![group_of(5, vec![write(3, 0, 10)])];
+        lot.park(&mut groups, |_| true, |_| {});
+        let trunc = Op::SetSize {
+            seq: 4,
+            size: 0,
+            edit: Box::new(|_| {}),
+            done: Box::new(|_| {}),
+        };
+        let mut batch = vec![group_of(5, vec![trunc])];
+        lot.unpark(&mut batch, false, &[]);
+        assert_eq!(seqs(&batch[0]), vec![3, 4]);
+        assert!(lot.by_ino.is_empty() && lot.bytes == 0);
+    }
+}

@@ -432,7 +432,10 @@ impl IntentLog {
         }
         let mut tail = self.lock_tail();
         let generation = tail.generation.wrapping_add(1);
-        self.make_room().map_err(io_err)?;
+        if let Err(e) = self.make_room() {
+            // Only a cost: appends then grow the file (and sync its size) again.
+            tracing::warn!(error = %e, "intent log: could not keep its blocks");
+        }
         self.file
             .write_all_at(&encode_header(generation), 0)
             .map_err(io_err)?;
