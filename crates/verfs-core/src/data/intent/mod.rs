@@ -393,14 +393,18 @@ impl IntentLog {
     /// Keeps the file's blocks for the next generation: records are overwritten in
     /// place, so an append changes no file size or block map and its `fdatasync`
     /// writes the record's blocks alone (not the inode too). The first
-    /// [`PREALLOC_BYTES`] are written as zeros once; a file grown past
+    /// [`PREALLOC_BYTES`] are written as zeros once, at the first reset after records
+    /// were appended (a mount that never logs does not pay for it); a file grown past
     /// [`KEEP_BYTES`] is cut back to its header. Old records left past the new end
     /// carry the old generation and are never read.
-    fn make_room(&self) -> io::Result<()> {
+    fn make_room(&self, used: bool) -> io::Result<()> {
         let mut len = self.file.metadata()?.len();
         if len > KEEP_BYTES {
             self.file.set_len(HEADER_LEN)?;
             len = HEADER_LEN;
+        }
+        if !used {
+            return Ok(());
         }
         let zeros = vec![0u8; 1 << 20];
         while len < PREALLOC_BYTES {
@@ -432,7 +436,9 @@ impl IntentLog {
         }
         let mut tail = self.lock_tail();
         let generation = tail.generation.wrapping_add(1);
-        if let Err(e) = self.make_room() {
+        // A log never appended to (a fresh or idle mount) is left small.
+        let used = tail.end > HEADER_LEN;
+        if let Err(e) = self.make_room(used) {
             // Only a cost: appends then grow the file (and sync its size) again.
             tracing::warn!(error = %e, "intent log: could not keep its blocks");
         }
