@@ -18,8 +18,10 @@ use std::time::{Duration, Instant};
 use super::apply::{self, InodeOps, Op};
 use crate::types::Ino;
 
-/// Most bytes of writes parked per file.
-pub(crate) const PARK_FILE_BYTES: u64 = 1 << 20;
+/// Most bytes of writes parked per file: half the in-flight allowance a file with
+/// little in flight keeps while a bulk writer fills the flow limit (`flow.rs`), so a
+/// database's parked writes never cost it that allowance.
+pub(crate) const PARK_FILE_BYTES: u64 = 512 << 10;
 /// Most writes parked per file (each is an overlay entry every read walks).
 pub(crate) const PARK_FILE_OPS: usize = 256;
 /// Most bytes parked in all before everything is applied.
