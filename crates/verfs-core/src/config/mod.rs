@@ -68,6 +68,12 @@ pub struct Config {
     pub subtype: String,
     /// FUSE worker threads, each with its own cloned /dev/fuse fd.
     pub n_threads: usize,
+    /// Nice value of the FUSE worker threads (-20..=19; 0 leaves them as started). They
+    /// serve applications' requests, like the kernel work of a native filesystem, so
+    /// the default -5 lets a read overtake the daemon's own chunking and compression
+    /// and other busy processes on a loaded machine. Needs root (`CAP_SYS_NICE`);
+    /// without it the threads keep nice 0 and only get the short scheduler slice.
+    pub request_nice: i32,
     /// A pack is sealed and a new one started once it reaches this size.
     pub pack_max_size_mb: u64,
     /// How often the sync service makes written data durable (packs, then metadata WAL).
@@ -153,6 +159,7 @@ impl Default for Config {
             fsname: "verfsnext".into(),
             subtype: "verfsnext".into(),
             n_threads: 4,
+            request_nice: -5,
             pack_max_size_mb: 64,
             sync_interval_ms: 1000,
             batch_max_blocks: 3000,
@@ -247,6 +254,7 @@ impl Config {
             Ok(())
         }
         range("n_threads", self.n_threads, 1, 64)?;
+        range("request_nice", self.request_nice, -20, 19)?;
         range("pack_max_size_mb", self.pack_max_size_mb, 1, 4096)?;
         range("sync_interval_ms", self.sync_interval_ms, 10, 600_000)?;
         range("batch_max_blocks", self.batch_max_blocks, 1, 1_000_000)?;
@@ -481,6 +489,7 @@ mod tests {
             "fsname",
             "subtype",
             "n_threads",
+            "request_nice",
             "pack_max_size_mb",
             "sync_interval_ms",
             "batch_max_blocks",

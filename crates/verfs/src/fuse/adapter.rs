@@ -17,18 +17,25 @@ use verfs_core::fs::{Caller, Fs, SetAttr};
 use verfs_core::types::{FileHandle, Ino};
 
 use super::attr::{errno, to_attr, to_kind, to_time, to_timestamp};
+use super::sched::favour_request_thread;
 
 /// The FUSE face of a mounted [`Fs`].
 pub struct Adapter {
     fs: Arc<Fs>,
     ttl: Duration,
+    /// Nice value of the request threads ([`favour_request_thread`]).
+    request_nice: i32,
 }
 
 impl Adapter {
-    /// Wraps a started filesystem.
-    pub fn new(fs: Arc<Fs>) -> Adapter {
+    /// Wraps a started filesystem whose request threads run at nice `request_nice`.
+    pub fn new(fs: Arc<Fs>, request_nice: i32) -> Adapter {
         let ttl = fs.attr_ttl();
-        Adapter { fs, ttl }
+        Adapter {
+            fs,
+            ttl,
+            request_nice,
+        }
     }
 
     fn entry(&self, op: &str, r: verfs_core::FsResult<verfs_core::fs::Attr>, reply: ReplyEntry) {
@@ -97,6 +104,7 @@ impl Filesystem for Adapter {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEntry) {
+        favour_request_thread(self.request_nice);
         self.entry("lookup", self.fs.lookup(ino(parent), name(n)), reply);
     }
 
@@ -106,6 +114,7 @@ impl Filesystem for Adapter {
     fn forget(&self, _req: &Request, _ino: INodeNo, _nlookup: u64) {}
 
     fn getattr(&self, _req: &Request, i: INodeNo, _fh: Option<FuseFh>, reply: ReplyAttr) {
+        favour_request_thread(self.request_nice);
         match self.fs.getattr(ino(i)) {
             Ok(a) => reply.attr(&self.ttl, &to_attr(&a)),
             Err(e) => reply.error(errno("getattr", &e)),
@@ -268,6 +277,7 @@ impl Filesystem for Adapter {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        favour_request_thread(self.request_nice);
         match self.fs.read(ino(i), fh(f), offset, size) {
             Ok(d) => reply.data(&d),
             Err(e) => reply.error(errno("read", &e)),

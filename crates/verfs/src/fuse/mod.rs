@@ -7,6 +7,7 @@
 
 mod adapter;
 mod attr;
+mod sched;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -132,7 +133,7 @@ fn mount_config(cfg: &Config, flags: &[KernelFlag]) -> FuseConfig {
 pub fn serve(fs: Fs, cfg: &Config, mut opts: ServeOptions) -> Result<()> {
     let fs = Arc::new(fs);
     let mut session = match Session::new(
-        Adapter::new(fs.clone()),
+        Adapter::new(fs.clone(), cfg.request_nice),
         &cfg.mount_point,
         &mount_config(cfg, &opts.kernel_flags),
     ) {
