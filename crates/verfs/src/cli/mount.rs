@@ -35,6 +35,7 @@ pub(super) fn serve_config(cfg: Config, opts: ServeOptions) -> Result<()> {
     init_logging(&cfg.log_level);
     restrict_umask(cfg.data_dir_perms());
     let fs = Fs::start(&cfg).context("cannot start")?;
+    crate::heap::start_trimmer();
     eprintln!(
         "verfsnext: serving {} on {}{}",
         cfg.data_dir.display(),
