@@ -14,7 +14,7 @@
 //! | vault plain cache | 1 | 8 MiB | opened vault chunks while unlocked |
 //! | SurrealKV memtables | 6 | 48 MiB | two memtables (the stall threshold), each half of it |
 //! | SurrealKV block cache | 2 | 16 MiB | metadata blocks read from SSTables |
-//! | runtime | 2 | 16 MiB | thread stacks, allocator slack, the binary: not enforced |
+//! | runtime | 2 | 16 MiB | thread stacks, allocator slack (free heap pages are returned every second, `verfs::heap`), the binary: not enforced |
 //!
 //! The write-back share sets how far a bulk writer runs ahead of commits, so it takes
 //! the largest part; `batch_max_memory_mb` and `chunk_cache_mb` stay as caps below their
